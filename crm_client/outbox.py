@@ -1,0 +1,163 @@
+"""The outbox's life cycle: enqueued with the approval, claimed by one dispatcher, sent, retried or dead.
+
+A claim is a lease: a dispatcher that dies mid-send leaves the item claimable again after the lease,
+and the idempotency key makes the resend harmless. On PostgreSQL several dispatchers claim with
+`FOR UPDATE SKIP LOCKED`, so none waits for or repeats another's items.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, or_, select, update
+from sqlmodel import Session
+
+from crm_client.errors import CRMError
+from crm_client.open311 import Created, request_fields
+from crm_client.tables import OutboxItem, OutboxState
+from gateway.db import is_sqlite, utcnow, write_session
+from gateway.settings import CRMConfig
+from review_queue.tables import Report, ReportEvent, ReportState
+
+SYSTEM_CRM = "system:crm"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox item handed to one dispatcher until `lease_until`."""
+
+    id: str
+    report_id: str
+    idempotency_key: str
+    payload: dict[str, str]
+    attempts: int
+
+
+def enqueue(session: Session, *, report: Report, crm: CRMConfig) -> OutboxItem:
+    """Add the CRM request for `report` to the outbox, in the caller's transaction."""
+    item = OutboxItem(
+        report_id=report.id,
+        idempotency_key=f"kanal-{report.id}-v{report.version}",
+        payload=request_fields(report, crm),
+    )
+    session.add(item)
+    return item
+
+
+def claim_due(engine: Engine, *, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Claim up to `limit` items that are due and not held by a live lease."""
+    now = utcnow()
+    with write_session(engine) as session:
+        query = (
+            select(OutboxItem)
+            .where(
+                OutboxItem.state == OutboxState.PENDING,
+                OutboxItem.next_attempt_at <= now,  # type: ignore[arg-type]
+                or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),  # type: ignore[union-attr,operator]
+            )
+            .order_by(OutboxItem.next_attempt_at)  # type: ignore[arg-type]
+            .limit(limit)
+        )
+        if not is_sqlite(engine):
+            query = query.with_for_update(skip_locked=True)
+        items = list(session.execute(query).scalars())
+        for item in items:
+            item.claimed_until = now + timedelta(seconds=lease_seconds)
+        return [Claimed(i.id, i.report_id, i.idempotency_key, dict(i.payload), i.attempts) for i in items]
+
+
+def record_sent(engine: Engine, claimed: Claimed, created: Created) -> None:
+    now = utcnow()
+    with write_session(engine) as session:
+        item = session.get_one(OutboxItem, claimed.id)
+        item.state = OutboxState.SENT
+        item.attempts += 1
+        item.sent_at = now
+        item.claimed_until = None
+        item.last_status_code = 200
+        item.last_error = None
+        report = session.get_one(Report, claimed.report_id)
+        before = {"state": report.state, "crm_service_request_id": report.crm_service_request_id}
+        report.state = ReportState.FORWARDED
+        report.crm_service_request_id = created.service_request_id
+        report.crm_token = created.token
+        report.updated_at = now
+        report.version += 1
+        after = {
+            "state": report.state,
+            "crm_service_request_id": created.service_request_id,
+            "crm_token": created.token,
+        }
+        session.add(
+            ReportEvent(report_id=report.id, actor=SYSTEM_CRM, action="forwarded", before=before, after=after)
+        )
+
+
+def record_failure(engine: Engine, claimed: Claimed, error: CRMError, crm: CRMConfig) -> str:
+    """Schedule the next try, or give up; return the new state (`pending` or `dead`)."""
+    now = utcnow()
+    with write_session(engine) as session:
+        item = session.get_one(OutboxItem, claimed.id)
+        item.attempts += 1
+        item.claimed_until = None
+        item.last_status_code = error.status_code
+        item.last_error = error.message[:2000]
+        if error.retryable and item.attempts < crm.max_attempts:
+            delay = backoff_seconds(item.attempts, crm)
+            if error.retry_after is not None:
+                delay = max(delay, error.retry_after)
+            item.next_attempt_at = now + timedelta(seconds=delay)
+            return OutboxState.PENDING
+        item.state = OutboxState.DEAD
+        report = session.get_one(Report, claimed.report_id)
+        before = {"state": report.state}
+        report.state = ReportState.CRM_FAILED
+        report.updated_at = now
+        report.version += 1
+        why = "out of attempts" if error.retryable else "refused"
+        session.add(
+            ReportEvent(
+                report_id=report.id,
+                actor=SYSTEM_CRM,
+                action="crm_failed",
+                before=before,
+                after={"state": report.state},
+                note=f"{why} after {item.attempts} attempt(s): {error.message}"[:2000],
+            )
+        )
+        return OutboxState.DEAD
+
+
+def backoff_seconds(attempts: int, crm: CRMConfig) -> float:
+    """Exponential backoff with jitter: about base * 2^(attempts-1), capped, spread over its upper half."""
+    ceiling = min(crm.backoff_cap_seconds, crm.backoff_base_seconds * 2 ** (attempts - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def retry_dead(engine: Engine, *, item_ids: list[str] | None, actor: str) -> int:
+    """Put dead items (all, or the given ids) back in line now; their reports return to `approved`."""
+    with write_session(engine) as session:
+        query = select(OutboxItem).where(OutboxItem.state == OutboxState.DEAD)
+        if item_ids:
+            query = query.where(OutboxItem.id.in_(item_ids))  # type: ignore[attr-defined]
+        items = list(session.execute(query).scalars())
+        for item in items:
+            item.state = OutboxState.PENDING
+            item.attempts = 0
+            item.next_attempt_at = utcnow()
+            session.execute(
+                update(Report)
+                .where(Report.id == item.report_id)
+                .values(state=ReportState.APPROVED, updated_at=utcnow())  # type: ignore[arg-type]
+            )
+            session.add(
+                ReportEvent(
+                    report_id=item.report_id,
+                    actor=actor,
+                    action="crm_retry",
+                    after={"state": ReportState.APPROVED},
+                )
+            )
+        return len(items)

@@ -1,0 +1,66 @@
+"""The FastAPI application: routes, and the lifespan that migrates, starts and stops the workers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from gateway import migrate
+from gateway.routes import channels, health
+from gateway.runtime import build_runtime
+from gateway.settings import KanalSettings
+from gateway.workers import Workers
+from review_queue import api as review_api
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: KanalSettings) -> FastAPI:
+    """Build the app for `settings`. Configuration errors raise here, before anything listens."""
+    workers_holder: dict[str, Workers] = {}
+    runtime = build_runtime(settings, on_stored=lambda: workers_holder["w"].poke_normalizer())
+    workers = Workers(runtime)
+    workers_holder["w"] = workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate.upgrade(runtime.engine)
+        await runtime.writer.start()
+        if settings.workers.enabled:
+            await workers.start()
+        log.info(
+            "kanal: %d channel(s) ready: %s",
+            len(runtime.channels),
+            ", ".join(sorted(runtime.channels)) or "none",
+        )
+        try:
+            yield
+        finally:
+            await runtime.writer.stop()
+            await workers.stop()
+            runtime.engine.dispose()
+
+    app = FastAPI(
+        title="Kanal",
+        summary="Channel-integration gateway for city complaint systems",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.kanal = runtime
+    app.state.workers = workers
+    app.include_router(channels.router)
+    app.include_router(review_api.router)
+    app.include_router(health.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default is fine but echoes the input back; ours names the field and the fix only.
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    return app

@@ -1,0 +1,60 @@
+"""FastAPI dependencies shared by the routers: the runtime, sessions, the signed-in admin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from gateway.db import read_session
+from gateway.runtime import Runtime
+from review_queue.auth import admin_for_token
+from review_queue.tables import AdminRole, AdminUser
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.kanal
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_read_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with read_session(runtime.engine) as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_admin(
+    session: ReadSessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> AdminUser:
+    admin = admin_for_token(session, credentials.credentials) if credentials else None
+    if admin is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing, expired or unknown bearer token; get one from POST /api/v1/auth/token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return admin
+
+
+AdminDep = Annotated[AdminUser, Depends(current_admin)]
+
+
+def reviewer(admin: AdminDep) -> AdminUser:
+    if admin.role not in (AdminRole.SUPERADMIN, AdminRole.REVIEWER):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"role {admin.role!r} may read reports but not act on them"
+        )
+    return admin
+
+
+ReviewerDep = Annotated[AdminUser, Depends(reviewer)]

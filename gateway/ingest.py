@@ -1,0 +1,130 @@
+"""One delivery on a push route: verify, parse, store durably, then answer. Never a 500 for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+
+from adapters.contract import ALWAYS_SECRET_HEADERS, AdapterResponse, RawRequest
+from adapters.errors import PayloadIgnored, PayloadRejected, SignatureInvalid, Throttled
+from gateway import metrics
+from gateway.inbox_writer import Delivery, InboxWriter, Quarantine, StorageUnavailable
+from gateway.plugins import Channel
+
+log = logging.getLogger(__name__)
+
+#: An unauthenticated or oversized body is kept only this far: enough to see what it was, not a disk filler.
+QUARANTINE_PREVIEW_BYTES = 4096
+STORAGE_RETRY_AFTER_SECONDS = 5
+
+
+class Ingestor:
+    """Runs the adapter contract for push deliveries and keeps the outcome counters."""
+
+    def __init__(self, writer: InboxWriter, counters: metrics.Counters) -> None:
+        self._writer = writer
+        self._counters = counters
+
+    async def deliver(self, channel: Channel, request: RawRequest) -> AdapterResponse:
+        adapter = channel.adapter
+        try:
+            adapter.verify(request)
+        except SignatureInvalid as exc:
+            await self._quarantine(channel, request, exc.status_code, exc.message, preview_only=True)
+            return self._count(channel, "rejected", adapter.reject(request, exc.status_code, exc.message))
+        except Throttled as exc:
+            response = adapter.reject(request, 429, exc.message)
+            headers = {**response.headers, "Retry-After": str(exc.retry_after)}
+            throttled = AdapterResponse(429, response.body, response.content_type, headers)
+            return self._count(channel, "throttled", throttled)
+
+        try:
+            messages = adapter.parse(request)
+        except PayloadIgnored as exc:
+            return self._count(channel, "ignored", adapter.ignored(request, exc.reason))
+        except PayloadRejected as exc:
+            await self._quarantine(channel, request, exc.status_code, exc.message)
+            return self._count(channel, "rejected", adapter.reject(request, exc.status_code, exc.message))
+        except ValidationError as exc:
+            message = f"payload does not fit the channel's format: {exc.error_count()} problem(s)"
+            await self._quarantine(channel, request, 422, f"{message}: {exc}")
+            return self._count(channel, "rejected", adapter.reject(request, 422, message))
+        except Exception:
+            # A parser bug must not turn a stranger's payload into a 500 or lose it: keep it, say so.
+            log.exception(
+                "channel %s: adapter %s failed to parse a delivery", channel.id, channel.config.type
+            )
+            reason = "the adapter could not parse this payload; it is kept for inspection"
+            await self._quarantine(channel, request, 400, reason)
+            return self._count(channel, "rejected", adapter.reject(request, 400, reason))
+
+        if not messages:
+            return self._count(channel, "ignored", adapter.ignored(request, "no messages in delivery"))
+
+        delivery = Delivery(
+            channel_id=channel.id,
+            received_at=request.received_at,
+            content_type=request.header("content-type"),
+            headers=stored_headers(request, adapter.secret_headers),
+            body=request.body,
+            messages=messages,
+        )
+        try:
+            outcomes = await self._writer.store(delivery)
+        except StorageUnavailable as exc:
+            unavailable = AdapterResponse.json(
+                {"detail": f"not stored: {exc}; deliver again in a few seconds"}, 503
+            )
+            headers = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
+            unavailable = AdapterResponse(503, unavailable.body, unavailable.content_type, headers)
+            return self._count(channel, "unavailable", unavailable)
+        for outcome in outcomes:
+            self._counters.inc(
+                metrics.INBOUND, channel=channel.id, outcome="duplicate" if outcome.duplicate else "accepted"
+            )
+        return adapter.acknowledge(request, outcomes)
+
+    async def reject_oversized(self, channel: Channel, request: RawRequest, size: int) -> AdapterResponse:
+        limit = channel.adapter.max_body_bytes
+        message = f"body too large: {size} bytes or more, limit {limit}; send smaller deliveries"
+        await self._quarantine(channel, request, 413, message, preview_only=True, size=size)
+        return self._count(channel, "rejected", channel.adapter.reject(request, 413, message))
+
+    async def _quarantine(
+        self,
+        channel: Channel,
+        request: RawRequest,
+        status_code: int,
+        reason: str,
+        *,
+        preview_only: bool = False,
+        size: int | None = None,
+    ) -> None:
+        body = request.body[:QUARANTINE_PREVIEW_BYTES] if preview_only else request.body
+        item = Quarantine(
+            channel_id=channel.id,
+            received_at=request.received_at,
+            status_code=status_code,
+            reason=reason[:2000],
+            client_ip=request.client_ip,
+            headers=stored_headers(request, channel.adapter.secret_headers),
+            body=body,
+            body_size=size if size is not None else len(request.body),
+        )
+        try:
+            await self._writer.quarantine(item)
+        except StorageUnavailable:
+            log.warning(
+                "channel %s: could not quarantine a rejected delivery (storage unavailable)", channel.id
+            )
+
+    def _count(self, channel: Channel, outcome: str, response: AdapterResponse) -> AdapterResponse:
+        self._counters.inc(metrics.INBOUND, channel=channel.id, outcome=outcome)
+        return response
+
+
+def stored_headers(request: RawRequest, secret_headers: frozenset[str]) -> dict[str, str]:
+    """The request's headers minus the ones that carry credentials."""
+    dropped = ALWAYS_SECRET_HEADERS | secret_headers
+    return {name: value for name, value in request.headers.items() if name not in dropped}

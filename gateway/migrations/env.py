@@ -1,0 +1,17 @@
+"""Alembic environment: runs on the connection `gateway.migrate` hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from gateway.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

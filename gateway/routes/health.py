@@ -1,0 +1,155 @@
+"""`/healthz` for load balancers and operators, `/metrics` for Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+from sqlalchemy import func, select, text
+
+from crm_client.tables import OutboxItem, OutboxState
+from gateway.db import read_session, utcnow
+from gateway.deps import RuntimeDep
+from gateway.inbox import InboundMessageRow, MessageState, QuarantinedPayload
+from gateway.metrics import format_labels
+from gateway.runtime import Runtime
+from review_queue.tables import Report, ReportState
+
+router = APIRouter(tags=["operations"])
+
+#: A loop that has not finished a round for this long is reported as stalled.
+STALLED_AFTER_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Backlog:
+    inbox_new: int
+    inbox_failed: int
+    review_pending: int
+    outbox_pending: int
+    outbox_dead: int
+    quarantined: int
+    oldest_inbox_seconds: float
+    oldest_review_seconds: float
+    oldest_outbox_seconds: float
+
+
+def read_backlog(runtime: Runtime) -> Backlog:
+    now = utcnow()
+    with read_session(runtime.engine) as s:
+
+        def count(query) -> int:  # type: ignore[no-untyped-def]
+            return int(s.execute(query).scalar_one())
+
+        def age(column, *where) -> float:  # type: ignore[no-untyped-def]
+            oldest = s.execute(select(func.min(column)).where(*where)).scalar_one()
+            if oldest is None:
+                return 0.0
+            if oldest.tzinfo is None:  # SQLite's MIN() bypasses the column type
+                oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=UTC)
+            return max(0.0, (now - oldest).total_seconds())
+
+        new = InboundMessageRow.state == MessageState.NEW
+        pending = Report.state == ReportState.PENDING_REVIEW
+        due = OutboxItem.state == OutboxState.PENDING
+        return Backlog(
+            inbox_new=count(select(func.count()).select_from(InboundMessageRow).where(new)),
+            inbox_failed=count(
+                select(func.count())
+                .select_from(InboundMessageRow)
+                .where(InboundMessageRow.state == MessageState.FAILED)
+            ),
+            review_pending=count(select(func.count()).select_from(Report).where(pending)),
+            outbox_pending=count(select(func.count()).select_from(OutboxItem).where(due)),
+            outbox_dead=count(
+                select(func.count()).select_from(OutboxItem).where(OutboxItem.state == OutboxState.DEAD)
+            ),
+            quarantined=count(select(func.count()).select_from(QuarantinedPayload)),
+            oldest_inbox_seconds=age(InboundMessageRow.received_at, new),
+            oldest_review_seconds=age(Report.created_at, pending),
+            oldest_outbox_seconds=age(OutboxItem.created_at, due),
+        )
+
+
+@router.get("/healthz")
+async def healthz(runtime: RuntimeDep) -> Response:
+    """200 when the database answers and every worker loop is alive; 503 with the reason otherwise."""
+    problems: list[str] = []
+    try:
+        await asyncio.to_thread(_ping, runtime)
+        backlog = await asyncio.to_thread(read_backlog, runtime)
+    except Exception as exc:
+        problems.append(f"database unreachable: {type(exc).__name__}")
+        backlog = None
+    now = time.monotonic()
+    workers = {}
+    if runtime.settings.workers.enabled:
+        for loop in ("normalizer", "dispatcher"):
+            last = runtime.heartbeats.get(loop)
+            alive = last is not None and now - last < STALLED_AFTER_SECONDS
+            workers[loop] = {
+                "alive": alive,
+                "seconds_since_round": None if last is None else round(now - last, 1),
+            }
+            if not alive:
+                problems.append(f"worker {loop} has not completed a round in {STALLED_AFTER_SECONDS:.0f} s")
+    body = {
+        "status": "ok" if not problems else "degraded",
+        "problems": problems,
+        "workers": workers,
+        "backlog": backlog.__dict__ if backlog else None,
+        "channels": sorted(runtime.channels),
+    }
+    return Response(json.dumps(body), status_code=200 if not problems else 503, media_type="application/json")
+
+
+def _ping(runtime: Runtime) -> None:
+    with runtime.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+@router.get("/metrics")
+async def prometheus_metrics(runtime: RuntimeDep) -> Response:
+    lines = list(runtime.counters.render())
+    try:
+        backlog = await asyncio.to_thread(read_backlog, runtime)
+    except Exception:
+        backlog = None
+    if backlog is not None:
+        gauges = {
+            "kanal_inbox_depth": ("Messages stored but not yet normalized.", backlog.inbox_new, {}),
+            "kanal_inbox_failed": ("Messages the normalizer gave up on.", backlog.inbox_failed, {}),
+            "kanal_review_depth": ("Reports waiting for an admin.", backlog.review_pending, {}),
+            "kanal_outbox_depth": (
+                "Approved reports not yet accepted by the CRM.",
+                backlog.outbox_pending,
+                {},
+            ),
+            "kanal_outbox_dead": (
+                "Reports the CRM refused or never took; see kanal outbox list.",
+                backlog.outbox_dead,
+                {},
+            ),
+            "kanal_quarantine_size": ("Rejected deliveries kept for inspection.", backlog.quarantined, {}),
+        }
+        for stage, seconds in (
+            ("inbox", backlog.oldest_inbox_seconds),
+            ("review", backlog.oldest_review_seconds),
+            ("outbox", backlog.oldest_outbox_seconds),
+        ):
+            gauges[f"kanal_oldest_{stage}_age_seconds"] = (
+                f"Age of the oldest item waiting in {stage}.",
+                seconds,
+                {},
+            )
+        for name, (help_text, value, labels) in gauges.items():
+            lines += [
+                f"# HELP {name} {help_text}",
+                f"# TYPE {name} gauge",
+                f"{name}{format_labels(labels)} {value:g}",
+            ]
+    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4; charset=utf-8")

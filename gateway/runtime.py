@@ -1,0 +1,66 @@
+"""Everything one Kanal process holds while it runs, built from settings; kept on `app.state.kanal`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pluggy
+from sqlalchemy import Engine
+
+from gateway import metrics
+from gateway.db import make_engine
+from gateway.inbox_writer import InboxWriter
+from gateway.ingest import Ingestor
+from gateway.plugins import Channel, build_channels, get_plugin_manager
+from gateway.settings import ConfigError, KanalSettings
+from normalizer.pipeline import Pipeline, default_pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: KanalSettings
+    engine: Engine
+    plugins: pluggy.PluginManager
+    channels: dict[str, Channel]
+    counters: metrics.Counters
+    writer: InboxWriter
+    ingestor: Ingestor
+    pipeline: Pipeline
+    worker_id: str
+    #: Loop name -> monotonic time of its last completed round, for /healthz.
+    heartbeats: dict[str, float] = field(default_factory=dict)
+
+    def beat(self, loop: str) -> None:
+        self.heartbeats[loop] = time.monotonic()
+
+
+def build_runtime(settings: KanalSettings, *, on_stored: Callable[[], None] | None = None) -> Runtime:
+    """Check the configuration and build the pieces; nothing starts running yet."""
+    if not settings.secret_key.get_secret_value():
+        raise ConfigError(
+            "secret_key: not set; set KANAL_SECRET_KEY to a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    plugins = get_plugin_manager(disabled=settings.adapters.disabled)
+    channels = build_channels(settings, plugins)
+    engine = make_engine(settings.database_url)
+    counters = metrics.new_counters()
+    writer = InboxWriter(engine, max_batch=settings.ingest.max_batch, on_stored=on_stored or (lambda: None))
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        plugins=plugins,
+        channels=channels,
+        counters=counters,
+        writer=writer,
+        ingestor=Ingestor(writer, counters),
+        pipeline=default_pipeline(),
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+    )

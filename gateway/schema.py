@@ -1,0 +1,13 @@
+"""Every table Kanal owns, gathered on one metadata for Alembic and for tests."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+import crm_client.tables
+import gateway.inbox
+import review_queue.tables
+
+metadata = SQLModel.metadata
+
+__all__ = ["metadata", "gateway", "review_queue", "crm_client"]

@@ -1,0 +1,102 @@
+"""The background loops of `kanal run`: the normalizer and the CRM dispatcher.
+
+Each loop works while there is work and otherwise sleeps until poked or until the poll interval
+passes; the poll matters on PostgreSQL, where another process may have stored the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from crm_client.dispatcher import Dispatcher
+from crm_client.open311 import Open311Client
+from gateway import metrics
+from gateway.normalize_worker import normalize_batch
+from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: After an unexpected error a loop pauses this long, so a broken database is not hammered.
+ERROR_PAUSE_SECONDS = 2.0
+
+
+class Workers:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._inbox_event = asyncio.Event()
+        self._outbox_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: Open311Client | None = None
+
+    def poke_normalizer(self) -> None:
+        """Called after each inbox commit, from the event loop, so new messages are taken at once."""
+        self._inbox_event.set()
+
+    def poke_dispatcher(self) -> None:
+        """Called after an approval commits, so the report leaves for the CRM without waiting a poll."""
+        self._outbox_event.set()
+
+    async def start(self) -> None:
+        rt = self._runtime
+        cfg = rt.settings.workers
+        self._client = Open311Client(rt.settings.crm)
+        dispatcher = Dispatcher(
+            rt.engine,
+            self._client,
+            rt.settings.crm,
+            rt.counters,
+            batch=cfg.dispatch_batch,
+            lease_seconds=cfg.lease_seconds,
+        )
+        self._tasks = [
+            asyncio.create_task(
+                self._loop("normalizer", self._normalize_once, self._inbox_event), name="kanal-normalizer"
+            ),
+            asyncio.create_task(
+                self._loop("dispatcher", dispatcher.run_once, self._outbox_event), name="kanal-dispatcher"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _normalize_once(self) -> int:
+        rt = self._runtime
+        taken = await asyncio.to_thread(
+            normalize_batch,
+            rt.engine,
+            rt.pipeline,
+            channels={cid: ch.config for cid, ch in rt.channels.items()},
+            crm=rt.settings.crm,
+            worker_id=rt.worker_id,
+            limit=rt.settings.workers.normalize_batch,
+        )
+        if taken:
+            rt.counters.inc(metrics.NORMALIZED, taken)
+        return taken
+
+    async def _loop(self, name: str, round_: Callable[[], Awaitable[int]], wake: asyncio.Event) -> None:
+        interval = self._runtime.settings.workers.poll_interval_seconds
+        while True:
+            try:
+                wake.clear()
+                done = await round_()
+                self._runtime.beat(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: round failed; pausing %.0f s", name, ERROR_PAUSE_SECONDS)
+                await asyncio.sleep(ERROR_PAUSE_SECONDS)
+                continue
+            if done:
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=interval)
+            except TimeoutError:
+                pass

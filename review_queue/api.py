@@ -1,0 +1,174 @@
+"""The review API: list reports, read one with its history, edit, approve, reject."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from pydantic import BaseModel
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session
+
+from gateway.db import write_session
+from gateway.deps import AdminDep, ReadSessionDep, ReviewerDep, RuntimeDep
+from review_queue import auth, service
+from review_queue.schemas import (
+    ApproveRequest,
+    EditRequest,
+    EventPublic,
+    RejectRequest,
+    ReportEdit,
+    ReportPage,
+    ReportPublic,
+)
+from review_queue.tables import Report, ReportEvent, ReportState
+
+router = APIRouter(prefix="/api/v1", tags=["review"])
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+
+
+@router.post("/auth/token", response_model=TokenResponse)
+async def issue_token(
+    runtime: RuntimeDep, username: Annotated[str, Form()], password: Annotated[str, Form()]
+) -> TokenResponse:
+    """Exchange an admin's username and password (form fields, as OAuth2's password flow) for a token."""
+    admin = await asyncio.to_thread(auth.authenticate, runtime.engine, username=username, password=password)
+    if admin is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    ttl = timedelta(hours=runtime.settings.auth.token_ttl_hours)
+    token, record = await asyncio.to_thread(auth.issue_token, runtime.engine, admin, ttl=ttl)
+    return TokenResponse(access_token=token, expires_at=record.expires_at)
+
+
+@router.get("/reports", response_model=ReportPage)
+def list_reports(
+    session: ReadSessionDep,
+    _admin: AdminDep,
+    state: ReportState | None = None,
+    channel_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> ReportPage:
+    """Reports oldest first (the longest-waiting need attention first), `limit` at a time."""
+    query = select(Report).order_by(Report.created_at, Report.id).limit(limit + 1)  # type: ignore[arg-type]
+    if state is not None:
+        query = query.where(Report.state == state)
+    if channel_id is not None:
+        query = query.where(Report.channel_id == channel_id)
+    if cursor:
+        after_time, after_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Report.created_at > after_time, and_(Report.created_at == after_time, Report.id > after_id))  # type: ignore[arg-type,operator]
+        )
+    rows = list(session.execute(query).scalars())
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_cursor(page[-1]) if more and page else None
+    return ReportPage(items=[ReportPublic.model_validate(r) for r in page], next_cursor=next_cursor)
+
+
+@router.get("/reports/{key}", response_model=ReportPublic)
+def read_report(key: str, session: ReadSessionDep, _admin: AdminDep) -> ReportPublic:
+    """One report, by id or ticket code."""
+    return ReportPublic.model_validate(_find(session, key))
+
+
+@router.get("/reports/{key}/events", response_model=list[EventPublic])
+def report_history(key: str, session: ReadSessionDep, _admin: AdminDep) -> list[EventPublic]:
+    """Every change to the report, oldest first: who, when, what before and after."""
+    report = _find(session, key)
+    events = session.execute(
+        select(ReportEvent).where(ReportEvent.report_id == report.id).order_by(ReportEvent.at, ReportEvent.id)
+    )  # type: ignore[arg-type]
+    return [EventPublic.model_validate(e) for e in events.scalars()]
+
+
+@router.post("/reports/{key}/approve", response_model=ReportPublic)
+async def approve_report(
+    key: str, body: ApproveRequest, request: Request, runtime: RuntimeDep, admin: ReviewerDep
+) -> ReportPublic:
+    """Approve (optionally with edits): the report goes to the outbox in the same transaction."""
+    report = await _act(
+        runtime,
+        lambda s: service.approve(
+            s,
+            key=key,
+            actor=f"admin:{admin.username}",
+            crm=runtime.settings.crm,
+            edits=body.edits,
+            version=body.version,
+        ),
+    )
+    request.app.state.workers.poke_dispatcher()
+    return report
+
+
+@router.post("/reports/{key}/reject", response_model=ReportPublic)
+async def reject_report(
+    key: str, body: RejectRequest, runtime: RuntimeDep, admin: ReviewerDep
+) -> ReportPublic:
+    return await _act(
+        runtime,
+        lambda s: service.reject(
+            s, key=key, actor=f"admin:{admin.username}", reason=body.reason, version=body.version
+        ),
+    )
+
+
+@router.patch("/reports/{key}", response_model=ReportPublic)
+async def edit_report(key: str, body: EditRequest, runtime: RuntimeDep, admin: ReviewerDep) -> ReportPublic:
+    edits = ReportEdit.model_validate(body.model_dump(exclude_unset=True, exclude={"version"}))
+    return await _act(
+        runtime,
+        lambda s: service.edit(
+            s, key=key, actor=f"admin:{admin.username}", edits=edits, version=body.version
+        ),
+    )
+
+
+async def _act(runtime: RuntimeDep, action: Callable[[Session], Report]) -> ReportPublic:
+    """Run `action` in one writing transaction; map the service's errors to 404 and 409."""
+
+    def run() -> ReportPublic:
+        with write_session(runtime.engine) as session:
+            return ReportPublic.model_validate(action(session))
+
+    try:
+        return await asyncio.to_thread(run)
+    except service.ReportNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
+    except service.ReportConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+def _find(session: ReadSessionDep, key: str) -> Report:
+    try:
+        return service.get_report(session, key)
+    except service.ReportNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
+
+
+def _encode_cursor(report: Report) -> str:
+    raw = json.dumps([report.created_at.isoformat(), report.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, report_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(report_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "invalid cursor; pass next_cursor from the previous page"
+        ) from None

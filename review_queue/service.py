@@ -1,0 +1,179 @@
+"""What happens to a report: created from a message, edited, approved, rejected. Every change audited.
+
+Functions take an open writing session and change nothing outside it, so an approval and its outbox
+row commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from crm_client import outbox
+from gateway.db import utcnow
+from gateway.inbox import InboundMessageRow
+from gateway.settings import ChannelConfig, CRMConfig
+from normalizer.pipeline import Draft
+from review_queue.schemas import ReportEdit
+from review_queue.tables import Report, ReportEvent, ReportState
+
+SYSTEM_NORMALIZER = "system:normalizer"
+_AUDITED_FIELDS = ("state", "text_clean", "service_code", "location", "reject_reason")
+
+
+class ReportNotFound(LookupError):
+    """No report with that id or ticket code."""
+
+
+class ReportConflict(Exception):
+    """The report changed under the caller (another admin acted first); nothing was applied."""
+
+
+def create_report(
+    session: Session,
+    *,
+    message_row: InboundMessageRow,
+    draft: Draft,
+    channel: ChannelConfig | None,
+    crm: CRMConfig,
+) -> Report:
+    """Store the normalizer's draft as a report; a trusted channel's report is approved at once."""
+    report = Report(
+        ticket_code=message_row.ticket_code,
+        channel_id=message_row.channel_id,
+        inbound_message_id=message_row.id,
+        text_original=draft.original.text,
+        text_clean=draft.text,
+        completeness=draft.completeness,
+        completeness_missing=draft.missing,
+        sender=draft.sender.model_dump(exclude_none=True) if draft.sender else None,
+        location=draft.location.model_dump(exclude_none=True) if draft.location else None,
+        media=[m.model_dump(exclude_none=True) for m in draft.media],
+        service_code=draft.service_code,
+        decisions=[d.model_dump() for d in draft.decisions],
+    )
+    session.add(report)
+    session.add(
+        ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=_snapshot(report))
+    )
+    if channel is not None and channel.trusted:
+        _approve(session, report, actor=SYSTEM_NORMALIZER, crm=crm, note="trusted channel: review skipped")
+    return report
+
+
+def get_report(session: Session, key: str, *, for_update: bool = False) -> Report:
+    """Find a report by id or ticket code; raise `ReportNotFound`."""
+    query = select(Report).where((Report.id == key) | (Report.ticket_code == key.upper()))
+    if for_update:
+        query = query.with_for_update()
+    report = session.execute(query).scalar_one_or_none()
+    if report is None:
+        raise ReportNotFound(key)
+    return report
+
+
+def approve(
+    session: Session,
+    *,
+    key: str,
+    actor: str,
+    crm: CRMConfig,
+    edits: ReportEdit | None = None,
+    version: int | None = None,
+) -> Report:
+    report = _pending(session, key, version)
+    if edits is not None:
+        _apply_edits(session, report, edits, actor)
+    _approve(session, report, actor=actor, crm=crm)
+    return report
+
+
+def reject(session: Session, *, key: str, actor: str, reason: str, version: int | None = None) -> Report:
+    report = _pending(session, key, version)
+    before = _snapshot(report)
+    report.state = ReportState.REJECTED
+    report.reject_reason = reason
+    _touch(report)
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            actor=actor,
+            action="rejected",
+            before=before,
+            after=_snapshot(report),
+            note=reason,
+        )
+    )
+    return report
+
+
+def edit(session: Session, *, key: str, actor: str, edits: ReportEdit, version: int | None = None) -> Report:
+    report = _pending(session, key, version)
+    _apply_edits(session, report, edits, actor)
+    return report
+
+
+def _pending(session: Session, key: str, version: int | None) -> Report:
+    report = get_report(session, key, for_update=True)
+    if report.state != ReportState.PENDING_REVIEW:
+        last = session.execute(
+            select(ReportEvent)
+            .where(ReportEvent.report_id == report.id)
+            .order_by(ReportEvent.at.desc())
+            .limit(1)  # type: ignore[attr-defined]
+        ).scalar_one_or_none()
+        by = f" by {last.actor} at {last.at.isoformat()}" if last else ""
+        raise ReportConflict(f"report {report.ticket_code} is already {report.state}{by}; reload it")
+    if version is not None and version != report.version:
+        raise ReportConflict(
+            f"report {report.ticket_code} changed since you opened it (version {version}, now {report.version}); reload it"
+        )
+    return report
+
+
+def _apply_edits(session: Session, report: Report, edits: ReportEdit, actor: str) -> None:
+    changes = edits.model_dump(exclude_unset=True)
+    if not changes:
+        return
+    before = _snapshot(report)
+    if "text_clean" in changes:
+        report.text_clean = changes["text_clean"]
+    if "service_code" in changes:
+        report.service_code = changes["service_code"]
+    if "location" in changes:
+        report.location = edits.location.model_dump(exclude_none=True) if edits.location else None
+    _touch(report)
+    session.add(
+        ReportEvent(report_id=report.id, actor=actor, action="edited", before=before, after=_snapshot(report))
+    )
+
+
+def _approve(
+    session: Session, report: Report, *, actor: str, crm: CRMConfig, note: str | None = None
+) -> None:
+    before = _snapshot(report)
+    report.state = ReportState.APPROVED
+    _touch(report)
+    session.add(report)
+    outbox.enqueue(session, report=report, crm=crm)
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            actor=actor,
+            action="approved",
+            before=before,
+            after=_snapshot(report),
+            note=note,
+        )
+    )
+
+
+def _touch(report: Report) -> None:
+    report.version += 1
+    report.updated_at = utcnow()
+
+
+def _snapshot(report: Report) -> dict[str, Any]:
+    return {name: getattr(report, name) for name in _AUDITED_FIELDS}

@@ -1,0 +1,93 @@
+"""Reports, their append-only history, and the admins who review them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from gateway.db import UTCDateTime, utcnow
+from gateway.ids import new_id
+
+
+class ReportState(StrEnum):
+    PENDING_REVIEW = "pending_review"  # waiting for an admin
+    APPROVED = "approved"  # in the outbox, on its way to the CRM
+    REJECTED = "rejected"  # an admin turned it down, with a reason
+    FORWARDED = "forwarded"  # the CRM holds it (see crm_service_request_id / crm_token)
+    CRM_FAILED = "crm_failed"  # the CRM refused it or never answered; in the dead-letter list
+
+
+class Report(SQLModel, table=True):
+    __tablename__ = "report"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    ticket_code: str = Field(unique=True, max_length=11)
+    channel_id: str = Field(index=True, max_length=100)
+    inbound_message_id: str = Field(foreign_key="inbound_message.id", unique=True, max_length=36)
+    state: str = Field(default=ReportState.PENDING_REVIEW, index=True, max_length=20)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
+    )
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    text_original: str
+    text_clean: str
+    completeness: int = 0  # 0..100
+    completeness_missing: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    sender: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    location: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    media: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    service_code: str | None = Field(default=None, max_length=100)
+    #: Every decision the normalizer made: step, what it decided, why.
+    decisions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reject_reason: str | None = None
+    crm_service_request_id: str | None = Field(default=None, max_length=200)
+    crm_token: str | None = Field(default=None, max_length=200)
+    #: Bumped on every change so two admins acting at once cannot both win.
+    version: int = 1
+
+
+class ReportEvent(SQLModel, table=True):
+    """One change to a report: who, when, what, and the fields before and after."""
+
+    __tablename__ = "report_event"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    report_id: str = Field(foreign_key="report.id", index=True, max_length=36)
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    actor: str = Field(max_length=200)  # "admin:<username>", "system:normalizer", "system:crm"
+    action: str = Field(max_length=50)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    note: str | None = None
+
+
+class AdminRole(StrEnum):
+    SUPERADMIN = "superadmin"
+    REVIEWER = "reviewer"
+    VIEWER = "viewer"
+
+
+class AdminUser(SQLModel, table=True):
+    __tablename__ = "admin_user"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    username: str = Field(unique=True, max_length=100)
+    password_hash: str
+    role: str = Field(default=AdminRole.REVIEWER, max_length=20)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token; only its SHA-256 is stored, so a database leak does not leak sessions."""
+
+    __tablename__ = "api_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    admin_id: str = Field(foreign_key="admin_user.id", index=True, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
