@@ -55,6 +55,7 @@ def create_report(
         decisions=[d.model_dump() for d in draft.decisions],
     )
     session.add(report)
+    session.flush()  # the report row must exist before rows that point at it (no ORM relationships here)
     session.add(
         ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=_snapshot(report))
     )

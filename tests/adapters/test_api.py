@@ -1,0 +1,60 @@
+"""The `api` channel type: labelled payload fixtures through the real HTTP route, plus its signature rules."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.contract.harness import Case, run_case
+from tests.contract.profiles import PROFILES
+from tests.support.api_client import inbox_count, post_api, quarantine_rows
+from tests.support.servers import RunningGateway
+
+PROFILE = PROFILES["api"]
+
+CASES = [
+    Case(
+        "full payload", "full.json", 200,
+        text="Jalan berlubang besar di Jl. Kramat Raya depan halte Senen, sudah dua minggu belum diperbaiki. Motor sering jatuh.",
+        external_id="cc-2026-000417", sender_name="Budi Santoso", address="Kramat Raya", media_count=1,
+    ),
+    Case("only the required fields", "minimal.json", 200, text="Sampah menumpuk di pinggir kali", external_id="qlue-88123"),
+    Case("markup kept raw in the inbox", "html_text.json", 200, text="<p>Lampu <b>PJU</b> mati &amp; jalan gelap</p><p>Mohon segera diperbaiki</p>"),
+    Case("unknown fields ignored", "unknown_fields.json", 200, external_id="partner-extra-1"),
+    Case("timestamp without offset", "naive_sent_at.json", 422, error="sent_at"),
+    Case("text missing", "missing_text.json", 422, error="text"),
+    Case("a list instead of an object", "json_list.json", 400, error="one JSON object"),
+    Case("latitude and longitude swapped", "bad_coordinates.json", 422, error="location.lat"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
+def test_api_case(case: Case, http: httpx.Client, gateway: RunningGateway) -> None:
+    run_case(PROFILE, case, http, gateway)
+
+
+def test_stale_signature_is_refused_with_the_clock_skew(http: httpx.Client, gateway: RunningGateway) -> None:
+    response = post_api(http, {"external_id": "late-1", "text": "Pohon tumbang"}, timestamp=int(time.time()) - 301)
+    assert response.status_code == 401
+    assert "away from our clock" in response.json()["detail"]
+    assert inbox_count(gateway.runtime.engine) == 0
+
+
+def test_previous_secret_still_accepted_during_rotation(settings: dict, crm) -> None:  # type: ignore[no-untyped-def]
+    settings["channels"]["api:partner"]["settings"] = {"secret": "the-new-secret-0123456789", "previous_secrets": ["test-partner-secret-0123456789"]}
+    with RunningGateway(settings) as gateway, httpx.Client(base_url=gateway.url) as http:
+        old = post_api(http, {"external_id": "rot-1", "text": "Lampu mati"})
+        new = post_api(http, {"external_id": "rot-2", "text": "Lampu mati"}, secret="the-new-secret-0123456789")
+        assert (old.status_code, new.status_code) == (200, 200)
+
+
+def test_body_over_the_limit_is_refused_without_reading_it_all(http: httpx.Client, gateway: RunningGateway) -> None:
+    body = json.dumps({"external_id": "big-1", "text": "x" * (10 * 1024 * 1024)}).encode()
+    response = post_api(http, body)
+    assert response.status_code == 413
+    assert "too large" in response.json()["detail"]
+    kept = quarantine_rows(gateway.runtime.engine)
+    assert len(kept) == 1 and kept[0].body_size >= len(body) and len(kept[0].body) <= 4096

@@ -1,0 +1,57 @@
+"""What a partner system does: sign a JSON body and post it to an `api` channel."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, func, select
+
+from adapters import signing
+from gateway.db import read_session
+from gateway.inbox import InboundMessageRow, QuarantinedPayload
+from review_queue.tables import Report
+from tests.conftest import TEST_API_SECRET
+
+
+def signed_headers(body: bytes, *, secret: str = TEST_API_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    stamp = int(time.time()) if timestamp is None else timestamp
+    return {"X-Kanal-Signature": signing.sign(secret.encode(), body, stamp), "Content-Type": "application/json"}
+
+
+def post_api(http: httpx.Client, payload: dict[str, Any] | bytes, *, channel: str = "api:partner", **sign: Any) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return http.post(f"/channels/{channel}/inbound", content=body, headers=signed_headers(body, **sign))
+
+
+def complaint(external_id: str, text: str = "Jalan berlubang besar di depan pasar, sudah dua minggu tidak diperbaiki") -> dict[str, Any]:
+    return {
+        "external_id": external_id,
+        "text": text,
+        "sender": {"id": "caller-1", "name": "Budi Santoso", "phone": "081234567890"},
+        "location": {"lat": -6.1865, "lng": 106.8437, "address": "Jl. Kramat Raya, Senen"},
+        "media": [{"url": "https://partner.example/photos/1.jpg", "content_type": "image/jpeg"}],
+        "sent_at": "2026-11-27T08:15:00+07:00",
+    }
+
+
+def count(engine: Engine, model: type, *where: Any) -> int:
+    with read_session(engine) as session:
+        return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
+
+
+def inbox_count(engine: Engine, channel: str | None = None) -> int:
+    where = [InboundMessageRow.channel_id == channel] if channel else []
+    return count(engine, InboundMessageRow, *where)
+
+
+def quarantine_rows(engine: Engine) -> list[QuarantinedPayload]:
+    with read_session(engine) as session:
+        return list(session.execute(select(QuarantinedPayload).order_by(QuarantinedPayload.received_at)).scalars())
+
+
+def reports(engine: Engine) -> list[Report]:
+    with read_session(engine) as session:
+        return list(session.execute(select(Report).order_by(Report.created_at)).scalars())
