@@ -37,32 +37,43 @@ class Dispatcher:
         self._batch = batch
         self._lease = lease_seconds
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._in_flight: set[str] = set()
 
     async def run_once(self) -> int:
         """Send what is due now; return how many items were attempted."""
         claimed = await asyncio.to_thread(
             outbox.claim_due, self._engine, limit=self._batch, lease_seconds=self._lease
         )
+        self._in_flight.update(item.id for item in claimed)
         await asyncio.gather(*(self._send(item) for item in claimed))
         return len(claimed)
 
+    def release_in_flight(self) -> None:
+        """After the loop is cancelled: hand back what was claimed but not finished, for the next process."""
+        outbox.release(self._engine, sorted(self._in_flight))
+        self._in_flight.clear()
+
     async def _send(self, item: outbox.Claimed) -> None:
         async with self._slots:
-            try:
-                created = await self._client.create(item.payload, idempotency_key=item.idempotency_key)
-            except CRMError as error:
-                state = await asyncio.to_thread(outbox.record_failure, self._engine, item, error, self._crm)
-                result = "retry" if state == "pending" else "dead"
-                self._counters.inc(metrics.CRM_SENDS, result=result)
-                level = logging.WARNING if result == "retry" else logging.ERROR
-                log.log(
-                    level,
-                    "outbox %s: attempt %d failed (%s): %s",
-                    item.id,
-                    item.attempts + 1,
-                    result,
-                    error.message,
-                )
-                return
-            await asyncio.to_thread(outbox.record_sent, self._engine, item, created)
-            self._counters.inc(metrics.CRM_SENDS, result="sent")
+            await self._attempt(item)
+        self._in_flight.discard(item.id)
+
+    async def _attempt(self, item: outbox.Claimed) -> None:
+        try:
+            created = await self._client.create(item.payload, idempotency_key=item.idempotency_key)
+        except CRMError as error:
+            state = await asyncio.to_thread(outbox.record_failure, self._engine, item, error, self._crm)
+            result = "retry" if state == "pending" else "dead"
+            self._counters.inc(metrics.CRM_SENDS, result=result)
+            level = logging.WARNING if result == "retry" else logging.ERROR
+            log.log(
+                level,
+                "outbox %s: attempt %d failed (%s): %s",
+                item.id,
+                item.attempts + 1,
+                result,
+                error.message,
+            )
+            return
+        await asyncio.to_thread(outbox.record_sent, self._engine, item, created)
+        self._counters.inc(metrics.CRM_SENDS, result="sent")

@@ -105,7 +105,6 @@ def _seed(server: uvicorn.Server, settings, port: int, crm_url: str) -> None:  #
         forwarded = _wait_for_state(http, auth, tickets[0], "forwarded")
     print(
         f"""
-{READY_LINE}.
   Gateway:        {base}
   Public form:    {base}/channels/{FORM_CHANNEL}/inbound
   API docs:       {base}/docs
@@ -116,7 +115,7 @@ def _seed(server: uvicorn.Server, settings, port: int, crm_url: str) -> None:  #
     curl -s -H "Authorization: Bearer $TOKEN" '{base}/api/v1/reports?state=pending_review'
   Sample tickets: {tickets[0]} (forwarded to the CRM as {forwarded.get("crm_service_request_id")}),
                   {tickets[1]} (pending review), {form_ticket} (from the web form, pending review)
-Press Ctrl-C to stop.""",
+{READY_LINE}. Press Ctrl-C to stop.""",
         flush=True,
     )
 

@@ -29,6 +29,7 @@ class Workers:
         self._outbox_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Open311Client | None = None
+        self._dispatcher: Dispatcher | None = None
 
     def poke_normalizer(self) -> None:
         """Called after each inbox commit, from the event loop, so new messages are taken at once."""
@@ -42,7 +43,7 @@ class Workers:
         rt = self._runtime
         cfg = rt.settings.workers
         self._client = Open311Client(rt.settings.crm)
-        dispatcher = Dispatcher(
+        self._dispatcher = dispatcher = Dispatcher(
             rt.engine,
             self._client,
             rt.settings.crm,
@@ -63,6 +64,8 @@ class Workers:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._dispatcher is not None:
+            await asyncio.to_thread(self._dispatcher.release_in_flight)
         if self._client is not None:
             await self._client.aclose()
 
