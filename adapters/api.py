@@ -53,9 +53,7 @@ class ApiAdapter(Adapter[ApiSettings]):
     description = "Signed JSON intake for other systems (HMAC-SHA256, X-Kanal-Signature)"
 
     def verify(self, request: RawRequest) -> None:
-        secrets = [
-            s.get_secret_value().encode() for s in [self.settings.secret, *self.settings.previous_secrets]
-        ]
+        secrets = [s.get_secret_value().encode() for s in [self.settings.secret, *self.settings.previous_secrets]]
         signing.verify(
             request.header(SIGNATURE_HEADER),
             request.body,

@@ -202,8 +202,7 @@ class Adapter(ABC, Generic[SettingsT]):
         return AdapterResponse.json(
             {
                 "accepted": [
-                    {"external_id": o.external_id, "ticket": o.ticket_code, "duplicate": o.duplicate}
-                    for o in outcomes
+                    {"external_id": o.external_id, "ticket": o.ticket_code, "duplicate": o.duplicate} for o in outcomes
                 ]
             }
         )

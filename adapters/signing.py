@@ -32,9 +32,7 @@ def verify(
 ) -> None:
     """Raise `SignatureInvalid` unless one `v1` matches one of `secrets` within the time window."""
     if not header:
-        raise SignatureInvalid(
-            "missing X-Kanal-Signature header; sign the raw body as t=<unix>,v1=<hex hmac>"
-        )
+        raise SignatureInvalid("missing X-Kanal-Signature header; sign the raw body as t=<unix>,v1=<hex hmac>")
     timestamp: int | None = None
     candidates: list[str] = []
     for part in header.split(","):
@@ -59,6 +57,4 @@ def verify(
             # Compare all pairs without stopping early, so timing says nothing about which part matched.
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
-        raise SignatureInvalid(
-            "signature does not match the body; sign the exact bytes sent with the shared secret"
-        )
+        raise SignatureInvalid("signature does not match the body; sign the exact bytes sent with the shared secret")

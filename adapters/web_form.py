@@ -390,9 +390,7 @@ def _param(value: object) -> str:
 
 def _read_urlencoded(body: bytes) -> FormData:
     try:
-        pairs = parse_qsl(
-            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_PARTS, errors="strict"
-        )
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_PARTS, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise PayloadRejected("Kiriman formulir tidak dapat dibaca. " + RELOAD_HINT) from None
     fields: dict[str, str] = {}
@@ -603,8 +601,7 @@ class WebFormAdapter(Adapter[WebFormSettings]):
         sniffed = sniff_image(photo.data)
         if sniffed is None:
             raise PayloadRejected(
-                "Berkas yang dilampirkan bukan foto JPEG, PNG, atau WebP. "
-                "Pilih foto lain atau kirim tanpa foto.",
+                "Berkas yang dilampirkan bukan foto JPEG, PNG, atau WebP. Pilih foto lain atau kirim tanpa foto.",
                 status_code=415,
             )
         content_type, extension = sniffed
@@ -617,9 +614,7 @@ class WebFormAdapter(Adapter[WebFormSettings]):
         if not text:
             problems.append("Uraian masalah wajib diisi.")
         elif len(text) > MAX_DESCRIPTION_CHARS:
-            problems.append(
-                f"Uraian masalah terlalu panjang ({len(text)} karakter; maksimal {MAX_DESCRIPTION_CHARS})."
-            )
+            problems.append(f"Uraian masalah terlalu panjang ({len(text)} karakter; maksimal {MAX_DESCRIPTION_CHARS}).")
         return text
 
     @staticmethod

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from crm_client import outbox
 from crm_client.errors import CRMError
-from crm_client.open311 import Open311Client
+from crm_client.open311 import Created, Open311Client
 from gateway import metrics
 from gateway.settings import CRMConfig
 
@@ -40,40 +40,34 @@ class Dispatcher:
         self._in_flight: set[str] = set()
 
     async def run_once(self) -> int:
-        """Send what is due now; return how many items were attempted."""
-        claimed = await asyncio.to_thread(
-            outbox.claim_due, self._engine, limit=self._batch, lease_seconds=self._lease
-        )
+        """Send what is due now and record the answers; return how many items were attempted."""
+        claimed = await asyncio.to_thread(outbox.claim_due, self._engine, limit=self._batch, lease_seconds=self._lease)
+        if not claimed:
+            return 0
         self._in_flight.update(item.id for item in claimed)
-        await asyncio.gather(*(self._send(item) for item in claimed))
+        outcomes = await asyncio.gather(*(self._send(item) for item in claimed))
+        states = await asyncio.to_thread(
+            outbox.record_outcomes, self._engine, list(zip(claimed, outcomes, strict=True)), self._crm
+        )
+        self._in_flight.clear()
+        for item, outcome, state in zip(claimed, outcomes, states, strict=True):
+            result = {"sent": "sent", "pending": "retry"}.get(state, "dead")
+            self._counters.inc(metrics.CRM_SENDS, result=result)
+            if isinstance(outcome, CRMError):
+                level = logging.WARNING if result == "retry" else logging.ERROR
+                log.log(
+                    level, "outbox %s: attempt %d failed (%s): %s", item.id, item.attempts + 1, result, outcome.message
+                )
         return len(claimed)
 
     def release_in_flight(self) -> None:
-        """After the loop is cancelled: hand back what was claimed but not finished, for the next process."""
+        """After the loop is cancelled: hand back what was claimed but not recorded, for the next process."""
         outbox.release(self._engine, sorted(self._in_flight))
         self._in_flight.clear()
 
-    async def _send(self, item: outbox.Claimed) -> None:
+    async def _send(self, item: outbox.Claimed) -> Created | CRMError:
         async with self._slots:
-            await self._attempt(item)
-        self._in_flight.discard(item.id)
-
-    async def _attempt(self, item: outbox.Claimed) -> None:
-        try:
-            created = await self._client.create(item.payload, idempotency_key=item.idempotency_key)
-        except CRMError as error:
-            state = await asyncio.to_thread(outbox.record_failure, self._engine, item, error, self._crm)
-            result = "retry" if state == "pending" else "dead"
-            self._counters.inc(metrics.CRM_SENDS, result=result)
-            level = logging.WARNING if result == "retry" else logging.ERROR
-            log.log(
-                level,
-                "outbox %s: attempt %d failed (%s): %s",
-                item.id,
-                item.attempts + 1,
-                result,
-                error.message,
-            )
-            return
-        await asyncio.to_thread(outbox.record_sent, self._engine, item, created)
-        self._counters.inc(metrics.CRM_SENDS, result="sent")
+            try:
+                return await self._client.create(item.payload, idempotency_key=item.idempotency_key)
+            except CRMError as error:
+                return error

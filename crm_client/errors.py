@@ -41,6 +41,4 @@ def error_for_status(status_code: int, description: str, retry_after: float | No
             retryable=False,
             status_code=status_code,
         )
-    return CRMError(
-        f"CRM refused the report ({status_code}: {description})", retryable=False, status_code=status_code
-    )
+    return CRMError(f"CRM refused the report ({status_code}: {description})", retryable=False, status_code=status_code)

@@ -38,9 +38,7 @@ def request_fields(report: Report, crm: CRMConfig) -> dict[str, str]:
     if "lat" not in fields and "address_string" not in fields:
         # Open311 needs a location; the channel gave none and the admin approved anyway.
         fields["address_string"] = "Lokasi tidak disebutkan (DKI Jakarta)"
-    public_media = [
-        m["url"] for m in report.media if str(m.get("url", "")).startswith(("http://", "https://"))
-    ]
+    public_media = [m["url"] for m in report.media if str(m.get("url", "")).startswith(("http://", "https://"))]
     if public_media:
         fields["media_url"] = public_media[0]
     sender = report.sender or {}
@@ -76,17 +74,11 @@ class Open311Client:
     async def create(self, fields: dict[str, str], *, idempotency_key: str) -> Created:
         form = {**fields, "api_key": self._crm.api_key.get_secret_value()}
         try:
-            response = await self._http.post(
-                "requests.json", data=form, headers={"Idempotency-Key": idempotency_key}
-            )
+            response = await self._http.post("requests.json", data=form, headers={"Idempotency-Key": idempotency_key})
         except httpx.TimeoutException:
-            raise CRMError(
-                f"CRM did not answer within {self._crm.timeout_seconds} s", retryable=True
-            ) from None
+            raise CRMError(f"CRM did not answer within {self._crm.timeout_seconds} s", retryable=True) from None
         except httpx.TransportError as exc:
-            raise CRMError(
-                f"CRM unreachable at {self._crm.base_url} ({type(exc).__name__})", retryable=True
-            ) from None
+            raise CRMError(f"CRM unreachable at {self._crm.base_url} ({type(exc).__name__})", retryable=True) from None
         body = _json_or_none(response)
         if response.status_code >= 300:
             raise error_for_status(response.status_code, _describe(body, response), _retry_after(response))
@@ -99,9 +91,7 @@ class Open311Client:
         request_id, token = first.get("service_request_id"), first.get("token")
         if not request_id and not token:
             raise CRMError("CRM answered without service_request_id or token", retryable=True)
-        return Created(
-            service_request_id=str(request_id) if request_id else None, token=str(token) if token else None
-        )
+        return Created(service_request_id=str(request_id) if request_id else None, token=str(token) if token else None)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, update
 from sqlmodel import Session
@@ -80,66 +80,72 @@ def release(engine: Engine, item_ids: list[str]) -> None:
         )
 
 
-def record_sent(engine: Engine, claimed: Claimed, created: Created) -> None:
+def record_outcomes(engine: Engine, outcomes: list[tuple[Claimed, Created | CRMError]], crm: CRMConfig) -> list[str]:
+    """Record every answer of one dispatch round in one transaction; return each item's new state.
+
+    One commit per round rather than per item: on SQLite each commit is an fsync.
+    """
     now = utcnow()
     with write_session(engine) as session:
-        item = session.get_one(OutboxItem, claimed.id)
-        item.state = OutboxState.SENT
-        item.attempts += 1
-        item.sent_at = now
-        item.claimed_until = None
-        item.last_status_code = 200
-        item.last_error = None
-        report = session.get_one(Report, claimed.report_id)
-        before = {"state": report.state, "crm_service_request_id": report.crm_service_request_id}
-        report.state = ReportState.FORWARDED
-        report.crm_service_request_id = created.service_request_id
-        report.crm_token = created.token
-        report.updated_at = now
-        report.version += 1
-        after = {
-            "state": report.state,
-            "crm_service_request_id": created.service_request_id,
-            "crm_token": created.token,
-        }
-        session.add(
-            ReportEvent(report_id=report.id, actor=SYSTEM_CRM, action="forwarded", before=before, after=after)
-        )
+        return [
+            _record_sent(session, claimed, outcome, now)
+            if isinstance(outcome, Created)
+            else _record_failure(session, claimed, outcome, crm, now)
+            for claimed, outcome in outcomes
+        ]
 
 
-def record_failure(engine: Engine, claimed: Claimed, error: CRMError, crm: CRMConfig) -> str:
-    """Schedule the next try, or give up; return the new state (`pending` or `dead`)."""
-    now = utcnow()
-    with write_session(engine) as session:
-        item = session.get_one(OutboxItem, claimed.id)
-        item.attempts += 1
-        item.claimed_until = None
-        item.last_status_code = error.status_code
-        item.last_error = error.message[:2000]
-        if error.retryable and item.attempts < crm.max_attempts:
-            delay = backoff_seconds(item.attempts, crm)
-            if error.retry_after is not None:
-                delay = max(delay, error.retry_after)
-            item.next_attempt_at = now + timedelta(seconds=delay)
-            return OutboxState.PENDING
-        item.state = OutboxState.DEAD
-        report = session.get_one(Report, claimed.report_id)
-        before = {"state": report.state}
-        report.state = ReportState.CRM_FAILED
-        report.updated_at = now
-        report.version += 1
-        why = "out of attempts" if error.retryable else "refused"
-        session.add(
-            ReportEvent(
-                report_id=report.id,
-                actor=SYSTEM_CRM,
-                action="crm_failed",
-                before=before,
-                after={"state": report.state},
-                note=f"{why} after {item.attempts} attempt(s): {error.message}"[:2000],
-            )
+def _record_sent(session: Session, claimed: Claimed, created: Created, now: datetime) -> str:
+    item = session.get_one(OutboxItem, claimed.id)
+    item.state = OutboxState.SENT
+    item.attempts += 1
+    item.sent_at = now
+    item.claimed_until = None
+    item.last_status_code = 200
+    item.last_error = None
+    report = session.get_one(Report, claimed.report_id)
+    before = {"state": report.state, "crm_service_request_id": report.crm_service_request_id}
+    report.state = ReportState.FORWARDED
+    report.crm_service_request_id = created.service_request_id
+    report.crm_token = created.token
+    report.updated_at = now
+    report.version += 1
+    after = {"state": report.state, "crm_service_request_id": created.service_request_id, "crm_token": created.token}
+    session.add(ReportEvent(report_id=report.id, actor=SYSTEM_CRM, action="forwarded", before=before, after=after))
+    return OutboxState.SENT
+
+
+def _record_failure(session: Session, claimed: Claimed, error: CRMError, crm: CRMConfig, now: datetime) -> str:
+    """Schedule the next try, or give up."""
+    item = session.get_one(OutboxItem, claimed.id)
+    item.attempts += 1
+    item.claimed_until = None
+    item.last_status_code = error.status_code
+    item.last_error = error.message[:2000]
+    if error.retryable and item.attempts < crm.max_attempts:
+        delay = backoff_seconds(item.attempts, crm)
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        item.next_attempt_at = now + timedelta(seconds=delay)
+        return OutboxState.PENDING
+    item.state = OutboxState.DEAD
+    report = session.get_one(Report, claimed.report_id)
+    before = {"state": report.state}
+    report.state = ReportState.CRM_FAILED
+    report.updated_at = now
+    report.version += 1
+    why = "out of attempts" if error.retryable else "refused"
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            actor=SYSTEM_CRM,
+            action="crm_failed",
+            before=before,
+            after={"state": report.state},
+            note=f"{why} after {item.attempts} attempt(s): {error.message}"[:2000],
         )
-        return OutboxState.DEAD
+    )
+    return OutboxState.DEAD
 
 
 def backoff_seconds(attempts: int, crm: CRMConfig) -> float:

@@ -259,9 +259,7 @@ def read_attributes(reader: FormReader, service: Service) -> dict[str, Any]:
         if attr.datatype in ("singlevaluelist", "multivaluelist"):
             bad = [v for v in values if v not in allowed]
             if bad:
-                reader.problems.append(
-                    f"attribute[{attr.code}] must be one of {sorted(allowed)}, got {bad[0]!r}"
-                )
+                reader.problems.append(f"attribute[{attr.code}] must be one of {sorted(allowed)}, got {bad[0]!r}")
                 continue
         if attr.datatype == "number":
             try:
@@ -400,11 +398,7 @@ def add_request_routes(app: FastAPI, config: SimConfig) -> None:
         if any(s not in ("open", "closed") for s in statuses):
             raise ApiError(400, "status must be 'open', 'closed' or a comma-separated list of them")
         end = parse_time(params["end_date"], "end_date") if params.get("end_date") else utc_now()
-        start = (
-            parse_time(params["start_date"], "start_date")
-            if params.get("start_date")
-            else end - DEFAULT_WINDOW
-        )
+        start = parse_time(params["start_date"], "start_date") if params.get("start_date") else end - DEFAULT_WINDOW
         if start > end:
             raise ApiError(400, "start_date must not be after end_date")
         found = config.store.search(
@@ -486,9 +480,7 @@ def create_app(
         config.store.close()
 
     # JSON only, like the spec's .json endpoints: no HTML docs pages.
-    app = FastAPI(
-        title="Kanal CRM simulator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
-    )
+    app = FastAPI(title="Kanal CRM simulator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     install_error_handlers(app)
     add_discovery_routes(app, config)
     add_request_routes(app, config)

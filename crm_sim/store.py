@@ -269,9 +269,7 @@ class CRMStore:
             )
             return cursor.rowcount
 
-    def set_status(
-        self, service_request_id: str, *, crm_status: str, note: str | None
-    ) -> StoredRequest | None:
+    def set_status(self, service_request_id: str, *, crm_status: str, note: str | None) -> StoredRequest | None:
         """Move a request to ``crm_status`` (``Selesai`` closes it, anything else reopens it).
 
         ``status_notes`` becomes ``note`` and ``updated_datetime`` the current time.
@@ -295,9 +293,7 @@ class CRMStore:
 
     def get(self, service_request_id: str) -> StoredRequest | None:
         """The request with this public id, or ``None``."""
-        found = self._query(
-            "SELECT * FROM service_requests WHERE service_request_id = ?", (service_request_id,)
-        )
+        found = self._query("SELECT * FROM service_requests WHERE service_request_id = ?", (service_request_id,))
         return found[0] if found else None
 
     def get_by_token(self, token: str) -> StoredRequest | None:
@@ -348,9 +344,9 @@ class CRMStore:
             by_crm_status = {row[0]: row[1] for row in by_crm.fetchall()}
             by_open = conn.execute("SELECT status, COUNT(*) FROM service_requests GROUP BY status")
             by_open311 = {row[0]: row[1] for row in by_open.fetchall()}
-            pending = conn.execute(
-                "SELECT COUNT(*) FROM service_requests WHERE service_request_id IS NULL"
-            ).fetchone()[0]
+            pending = conn.execute("SELECT COUNT(*) FROM service_requests WHERE service_request_id IS NULL").fetchone()[
+                0
+            ]
         return {
             "requests": total,
             "by_status": by_crm_status,

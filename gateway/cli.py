@@ -95,9 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if args.no_workers:
-        settings = settings.model_copy(
-            update={"workers": settings.workers.model_copy(update={"enabled": False})}
-        )
+        settings = settings.model_copy(update={"workers": settings.workers.model_copy(update={"enabled": False})})
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
     return 0
@@ -167,10 +165,7 @@ def _outbox_list(args: argparse.Namespace) -> int:
 
     with read_session(_engine()) as session:
         items = session.execute(
-            select(OutboxItem)
-            .where(OutboxItem.state == args.state)
-            .order_by(OutboxItem.created_at)
-            .limit(args.limit)  # type: ignore[arg-type]
+            select(OutboxItem).where(OutboxItem.state == args.state).order_by(OutboxItem.created_at).limit(args.limit)  # type: ignore[arg-type]
         ).scalars()
         count = 0
         for item in items:

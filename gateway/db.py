@@ -91,9 +91,8 @@ def _tune_sqlite(engine: Engine) -> None:
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session for one writing transaction: committed on success, rolled back on error."""
-    with Session(engine.execution_options(kanal_write=True), expire_on_commit=False) as session:
-        with session.begin():
-            yield session
+    with Session(engine.execution_options(kanal_write=True), expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 @contextmanager

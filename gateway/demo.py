@@ -6,6 +6,7 @@ demo again reuses both: the sample complaints carry fixed ids, so they are recog
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -24,7 +25,7 @@ from review_queue.auth import AccountError, create_admin
 from review_queue.tables import AdminRole
 
 DEMO_ADMIN = "demo"
-DEMO_PASSWORD = "demo-password"  # printed on start; the demo database is for trying Kanal out only
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - printed on start; the demo database is for trying Kanal out only
 DEMO_CRM_KEY = "demo-key"
 API_CHANNEL = "api:partner"
 FORM_CHANNEL = "web_form:balaiwarga"
@@ -33,7 +34,10 @@ READY_LINE = "Kanal demo is ready"
 SAMPLES = [
     {
         "external_id": "demo-call-centre-0001",
-        "text": "Jalan berlubang besar di Jl. Kramat Raya depan halte, sudah dua minggu belum diperbaiki. Motor sering jatuh.",
+        "text": (
+            "Jalan berlubang besar di Jl. Kramat Raya depan halte, sudah dua minggu belum diperbaiki. "
+            "Motor sering jatuh."
+        ),
         "sender": {"id": "cc-agent-7", "name": "Budi Santoso", "phone": "081234567890"},
         "location": {"lat": -6.1865, "lng": 106.8437, "address": "Jl. Kramat Raya, Senen, Jakarta Pusat"},
         "sent_at": "2026-11-27T08:15:00+07:00",
@@ -63,9 +67,7 @@ def run_demo(*, port: int, crm_port: int) -> int:
     crm = RunningCRMSim(db_path=var / "demo-crm.sqlite3", api_keys=[DEMO_CRM_KEY], port=crm_port)
     print(f"kanal demo: starting the reference CRM on {crm.base_url}", flush=True)
     crm.start()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     seeder = threading.Thread(target=_seed, args=(server, settings, port, crm.base_url), daemon=True)
     seeder.start()
     try:
@@ -81,23 +83,21 @@ def _seed(server: uvicorn.Server, settings, port: int, crm_url: str) -> None:  #
         if server.should_exit:
             return
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(AccountError):  # made by an earlier run
         create_admin(
             server.config.app.state.kanal.engine,
             username=DEMO_ADMIN,
             password=DEMO_PASSWORD,
             role=AdminRole.SUPERADMIN,
         )
-    except AccountError:
-        pass  # made by an earlier run
     secret = settings.channels[API_CHANNEL].settings["secret"].encode()
     with httpx.Client(base_url=base, timeout=10) as http:
         print("kanal demo: sending sample complaints", flush=True)
         tickets = [_post_signed(http, secret, sample) for sample in SAMPLES]
         form_ticket = _submit_form(http, settings.channels[FORM_CHANNEL].settings.get("min_fill_seconds", 3))
-        token = http.post(
-            "/api/v1/auth/token", data={"username": DEMO_ADMIN, "password": DEMO_PASSWORD}
-        ).json()["access_token"]
+        token = http.post("/api/v1/auth/token", data={"username": DEMO_ADMIN, "password": DEMO_PASSWORD}).json()[
+            "access_token"
+        ]
         auth = {"Authorization": f"Bearer {token}"}
         first = _wait_for_report(http, auth, tickets[0])
         if first["state"] == "pending_review":
@@ -111,7 +111,8 @@ def _seed(server: uvicorn.Server, settings, port: int, crm_url: str) -> None:  #
   Health:         {base}/healthz   Metrics: {base}/metrics
   Reference CRM:  {crm_url}requests.json   (stats: {crm_url}_sim/stats)
   Admin login:    {DEMO_ADMIN} / {DEMO_PASSWORD}
-    TOKEN=$(curl -s -d username={DEMO_ADMIN} -d password={DEMO_PASSWORD} {base}/api/v1/auth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    TOKEN=$(curl -s -d username={DEMO_ADMIN} -d password={DEMO_PASSWORD} {base}/api/v1/auth/token \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     curl -s -H "Authorization: Bearer $TOKEN" '{base}/api/v1/reports?state=pending_review'
   Sample tickets: {tickets[0]} (forwarded to the CRM as {forwarded.get("crm_service_request_id")}),
                   {tickets[1]} (pending review), {form_ticket} (from the web form, pending review)
@@ -148,14 +149,10 @@ def _submit_form(http: httpx.Client, min_fill_seconds: float) -> str:
         f"/channels/{FORM_CHANNEL}/inbound", data=fields, headers={"Origin": str(http.base_url).rstrip("/")}
     )
     found = re.search(r"\b([0-9A-Z]{5}-[0-9A-Z]{5})\b", response.text)
-    return (
-        found.group(1) if response.status_code == 200 and found else f"(form answered {response.status_code})"
-    )
+    return found.group(1) if response.status_code == 200 and found else f"(form answered {response.status_code})"
 
 
-def _wait_for_report(
-    http: httpx.Client, auth: dict[str, str], ticket: str, timeout: float = 30
-) -> dict[str, object]:
+def _wait_for_report(http: httpx.Client, auth: dict[str, str], ticket: str, timeout: float = 30) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = http.get(f"/api/v1/reports/{ticket}", headers=auth)

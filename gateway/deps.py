@@ -51,9 +51,7 @@ AdminDep = Annotated[AdminUser, Depends(current_admin)]
 
 def reviewer(admin: AdminDep) -> AdminUser:
     if admin.role not in (AdminRole.SUPERADMIN, AdminRole.REVIEWER):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"role {admin.role!r} may read reports but not act on them"
-        )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {admin.role!r} may read reports but not act on them")
     return admin
 
 

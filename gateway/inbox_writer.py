@@ -8,6 +8,7 @@ is what lets a single SQLite writer (or one PostgreSQL round trip) keep up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -67,9 +68,7 @@ class _Pending:
 class InboxWriter:
     """Stores deliveries and quarantined payloads through one writer, many per transaction."""
 
-    def __init__(
-        self, engine: Engine, *, max_batch: int, on_stored: Callable[[], None] = lambda: None
-    ) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int, on_stored: Callable[[], None] = lambda: None) -> None:
         self._engine = engine
         self._max_batch = max_batch
         self._on_stored = on_stored
@@ -86,10 +85,8 @@ class InboxWriter:
         if self._task is not None:
             await self._queue.join()
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)
 
     async def store(self, delivery: Delivery) -> list[StoredOutcome]:
@@ -192,9 +189,7 @@ class InboxWriter:
                             InboundMessageRow.id,
                             InboundMessageRow.ticket_code,
                         ).where(
-                            tuple_(InboundMessageRow.channel_id, InboundMessageRow.external_id).in_(
-                                list(first_row)
-                            )
+                            tuple_(InboundMessageRow.channel_id, InboundMessageRow.external_id).in_(list(first_row))
                         )
                     )
                 }
@@ -216,9 +211,7 @@ class InboxWriter:
                     is_new = row_id == row["id"]
                     if not is_new:
                         redeliveries[key] = redeliveries.get(key, 0) + 1
-                    outcomes.append(
-                        StoredOutcome(external_id=key[1], ticket_code=ticket, duplicate=not is_new)
-                    )
+                    outcomes.append(StoredOutcome(external_id=key[1], ticket_code=ticket, duplicate=not is_new))
                 if all(o.duplicate for o in outcomes):
                     useless_deliveries.append(raw.id)
                 results.append(outcomes)

@@ -52,9 +52,7 @@ class Ingestor:
             return self._count(channel, "rejected", adapter.reject(request, 422, message))
         except Exception:
             # A parser bug must not turn a stranger's payload into a 500 or lose it: keep it, say so.
-            log.exception(
-                "channel %s: adapter %s failed to parse a delivery", channel.id, channel.config.type
-            )
+            log.exception("channel %s: adapter %s failed to parse a delivery", channel.id, channel.config.type)
             reason = "the adapter could not parse this payload; it is kept for inspection"
             await self._quarantine(channel, request, 400, reason)
             return self._count(channel, "rejected", adapter.reject(request, 400, reason))
@@ -73,9 +71,7 @@ class Ingestor:
         try:
             outcomes = await self._writer.store(delivery)
         except StorageUnavailable as exc:
-            unavailable = AdapterResponse.json(
-                {"detail": f"not stored: {exc}; deliver again in a few seconds"}, 503
-            )
+            unavailable = AdapterResponse.json({"detail": f"not stored: {exc}; deliver again in a few seconds"}, 503)
             headers = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
             unavailable = AdapterResponse(503, unavailable.body, unavailable.content_type, headers)
             return self._count(channel, "unavailable", unavailable)
@@ -115,9 +111,7 @@ class Ingestor:
         try:
             await self._writer.quarantine(item)
         except StorageUnavailable:
-            log.warning(
-                "channel %s: could not quarantine a rejected delivery (storage unavailable)", channel.id
-            )
+            log.warning("channel %s: could not quarantine a rejected delivery (storage unavailable)", channel.id)
 
     def _count(self, channel: Channel, outcome: str, response: AdapterResponse) -> AdapterResponse:
         self._counters.inc(metrics.INBOUND, channel=channel.id, outcome=outcome)

@@ -59,7 +59,8 @@ def new_counters() -> Counters:
     counters = Counters()
     counters.describe(
         INBOUND,
-        "Deliveries on push routes by channel and outcome (accepted, duplicate, ignored, rejected, throttled, unavailable).",
+        "Deliveries on push routes by channel and outcome "
+        "(accepted, duplicate, ignored, rejected, throttled, unavailable).",
     )
     counters.describe(CRM_SENDS, "Attempts to send a report to the CRM by result (sent, retry, dead).")
     counters.describe(NORMALIZED, "Inbound messages turned into reports.")

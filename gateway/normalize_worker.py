@@ -58,9 +58,7 @@ def normalize_batch(
                     )
                     service.create_report(session, message_row=row, draft=draft, channel=channel, crm=crm)
             except Exception as exc:
-                log.exception(
-                    "normalizer: message %s (%s) failed, attempt %d", row.id, row.channel_id, row.attempts
-                )
+                log.exception("normalizer: message %s (%s) failed, attempt %d", row.id, row.channel_id, row.attempts)
                 row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                 if row.attempts >= MAX_NORMALIZE_ATTEMPTS:
                     row.state = MessageState.FAILED

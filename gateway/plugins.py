@@ -84,9 +84,7 @@ def build_channels(settings: KanalSettings, manager: pluggy.PluginManager) -> di
         try:
             adapter_settings = cls.settings_model.model_validate(config.settings)
         except ValidationError as exc:
-            raise ConfigError(
-                describe_validation_error(exc, {}, prefix=f"channels.{channel_id}.settings")
-            ) from None
+            raise ConfigError(describe_validation_error(exc, {}, prefix=f"channels.{channel_id}.settings")) from None
         context = AdapterContext(
             channel_id=channel_id,
             instance_secret=derive_secret(settings, f"channel:{channel_id}"),
@@ -98,6 +96,4 @@ def build_channels(settings: KanalSettings, manager: pluggy.PluginManager) -> di
 
 def derive_secret(settings: KanalSettings, purpose: str) -> bytes:
     """A key for one purpose, derived from the deployment's secret_key so one leak does not unlock all."""
-    return hmac.new(
-        settings.secret_key.get_secret_value().encode(), purpose.encode(), hashlib.sha256
-    ).digest()
+    return hmac.new(settings.secret_key.get_secret_value().encode(), purpose.encode(), hashlib.sha256).digest()

@@ -152,9 +152,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}"
-        )
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
     return data
 
 

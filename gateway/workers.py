@@ -7,6 +7,7 @@ passes; the poll matters on PostgreSQL, where another process may have stored th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -99,7 +100,5 @@ class Workers:
                 continue
             if done:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass

@@ -34,7 +34,7 @@ router = APIRouter(prefix="/api/v1", tags=["review"])
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_at: datetime
 
 
@@ -114,14 +114,10 @@ async def approve_report(
 
 
 @router.post("/reports/{key}/reject", response_model=ReportPublic)
-async def reject_report(
-    key: str, body: RejectRequest, runtime: RuntimeDep, admin: ReviewerDep
-) -> ReportPublic:
+async def reject_report(key: str, body: RejectRequest, runtime: RuntimeDep, admin: ReviewerDep) -> ReportPublic:
     return await _act(
         runtime,
-        lambda s: service.reject(
-            s, key=key, actor=f"admin:{admin.username}", reason=body.reason, version=body.version
-        ),
+        lambda s: service.reject(s, key=key, actor=f"admin:{admin.username}", reason=body.reason, version=body.version),
     )
 
 
@@ -130,9 +126,7 @@ async def edit_report(key: str, body: EditRequest, runtime: RuntimeDep, admin: R
     edits = ReportEdit.model_validate(body.model_dump(exclude_unset=True, exclude={"version"}))
     return await _act(
         runtime,
-        lambda s: service.edit(
-            s, key=key, actor=f"admin:{admin.username}", edits=edits, version=body.version
-        ),
+        lambda s: service.edit(s, key=key, actor=f"admin:{admin.username}", edits=edits, version=body.version),
     )
 
 

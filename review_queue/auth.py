@@ -40,9 +40,7 @@ def create_admin(engine: Engine, *, username: str, password: str, role: AdminRol
 
 def authenticate(engine: Engine, *, username: str, password: str) -> AdminUser | None:
     with read_session(engine) as session:
-        admin = session.execute(
-            select(AdminUser).where(AdminUser.username == username.strip())
-        ).scalar_one_or_none()
+        admin = session.execute(select(AdminUser).where(AdminUser.username == username.strip())).scalar_one_or_none()
     stored = admin.password_hash if admin is not None and not admin.disabled else _DUMMY_HASH
     try:
         _hasher.verify(stored, password)

@@ -56,9 +56,7 @@ def create_report(
     )
     session.add(report)
     session.flush()  # the report row must exist before rows that point at it (no ORM relationships here)
-    session.add(
-        ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=_snapshot(report))
-    )
+    session.add(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=_snapshot(report)))
     if channel is not None and channel.trusted:
         _approve(session, report, actor=SYSTEM_NORMALIZER, crm=crm, note="trusted channel: review skipped")
     return report
@@ -120,16 +118,14 @@ def _pending(session: Session, key: str, version: int | None) -> Report:
     report = get_report(session, key, for_update=True)
     if report.state != ReportState.PENDING_REVIEW:
         last = session.execute(
-            select(ReportEvent)
-            .where(ReportEvent.report_id == report.id)
-            .order_by(ReportEvent.at.desc())
-            .limit(1)  # type: ignore[attr-defined]
+            select(ReportEvent).where(ReportEvent.report_id == report.id).order_by(ReportEvent.at.desc()).limit(1)  # type: ignore[attr-defined]
         ).scalar_one_or_none()
         by = f" by {last.actor} at {last.at.isoformat()}" if last else ""
         raise ReportConflict(f"report {report.ticket_code} is already {report.state}{by}; reload it")
     if version is not None and version != report.version:
         raise ReportConflict(
-            f"report {report.ticket_code} changed since you opened it (version {version}, now {report.version}); reload it"
+            f"report {report.ticket_code} changed since you opened it "
+            f"(version {version}, now {report.version}); reload it"
         )
     return report
 
@@ -146,14 +142,10 @@ def _apply_edits(session: Session, report: Report, edits: ReportEdit, actor: str
     if "location" in changes:
         report.location = edits.location.model_dump(exclude_none=True) if edits.location else None
     _touch(report)
-    session.add(
-        ReportEvent(report_id=report.id, actor=actor, action="edited", before=before, after=_snapshot(report))
-    )
+    session.add(ReportEvent(report_id=report.id, actor=actor, action="edited", before=before, after=_snapshot(report)))
 
 
-def _approve(
-    session: Session, report: Report, *, actor: str, crm: CRMConfig, note: str | None = None
-) -> None:
+def _approve(session: Session, report: Report, *, actor: str, crm: CRMConfig, note: str | None = None) -> None:
     before = _snapshot(report)
     report.state = ReportState.APPROVED
     _touch(report)

@@ -29,9 +29,7 @@ class Report(SQLModel, table=True):
     channel_id: str = Field(index=True, max_length=100)
     inbound_message_id: str = Field(foreign_key="inbound_message.id", unique=True, max_length=36)
     state: str = Field(default=ReportState.PENDING_REVIEW, index=True, max_length=20)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     text_original: str
     text_clean: str

@@ -27,19 +27,25 @@ pytestmark = pytest.mark.slow
 
 
 def _body(n: int) -> bytes:
-    return json.dumps({"external_id": f"load-{n:05d}", "text": f"Laporan uji nomor {n}: saluran air tersumbat di gang"}).encode()
+    return json.dumps(
+        {"external_id": f"load-{n:05d}", "text": f"Laporan uji nomor {n}: saluran air tersumbat di gang"}
+    ).encode()
 
 
 def _rows(database_url: str) -> tuple[list[InboundMessageRow], list[Report]]:
     engine = make_engine(database_url)
     try:
         with read_session(engine) as session:
-            return list(session.execute(select(InboundMessageRow)).scalars()), list(session.execute(select(Report)).scalars())
+            return list(session.execute(select(InboundMessageRow)).scalars()), list(
+                session.execute(select(Report)).scalars()
+            )
     finally:
         engine.dispose()
 
 
-def test_sigkill_during_ingest_loses_no_acknowledged_message(database_url: str, crm: RunningCRMSim, tmp_path: Path) -> None:
+def test_sigkill_during_ingest_loses_no_acknowledged_message(
+    database_url: str, crm: RunningCRMSim, tmp_path: Path
+) -> None:
     config = write_config(tmp_path / "config", base_settings(database_url, crm.base_url))
     gateway = GatewayProcess(config).start()
     acked: list[str] = []
@@ -51,7 +57,12 @@ def test_sigkill_during_ingest_loses_no_acknowledged_message(database_url: str, 
             return
         body = _body(n)
         try:
-            answer = httpx.post(f"{gateway.url}/channels/api:trusted/inbound", content=body, headers=signed_headers(body), timeout=10)
+            answer = httpx.post(
+                f"{gateway.url}/channels/api:trusted/inbound",
+                content=body,
+                headers=signed_headers(body),
+                timeout=10,
+            )
         except httpx.TransportError:
             return  # not acknowledged: the channel would deliver it again
         if answer.status_code == 200:
@@ -66,9 +77,13 @@ def test_sigkill_during_ingest_loses_no_acknowledged_message(database_url: str, 
             list(pool.map(deliver, range(1000)))
         assert killed.is_set() and len(acked) >= 300
         gateway.start()  # same config, same database: recovery is the normal start-up path
+
         def all_reported() -> bool:
             rows, reports = _rows(database_url)
-            return len(reports) >= len({r.external_id for r in rows} & set(acked)) and all(r.state == "normalized" for r in rows)
+            return len(reports) >= len({r.external_id for r in rows} & set(acked)) and all(
+                r.state == "normalized" for r in rows
+            )
+
         wait_until(all_reported, timeout=60, interval=0.5, what="every stored message to become a report")
     finally:
         gateway.stop()
@@ -87,7 +102,9 @@ def postgres_url(pg_templates: PostgresTemplates) -> Iterator[str]:
         yield url
 
 
-def test_two_processes_on_one_postgresql_process_each_message_once(postgres_url: str, crm: RunningCRMSim, tmp_path: Path) -> None:
+def test_two_processes_on_one_postgresql_process_each_message_once(
+    postgres_url: str, crm: RunningCRMSim, tmp_path: Path
+) -> None:
     settings: dict[str, Any] = base_settings(postgres_url, crm.base_url)
     config = write_config(tmp_path / "config", settings)
     first, second = GatewayProcess(config), GatewayProcess(config)
@@ -107,7 +124,9 @@ def test_two_processes_on_one_postgresql_process_each_message_once(postgres_url:
         assert statuses == {200: total}
         wait_until(
             lambda: httpx.get(f"{crm.base_url}_sim/stats").json()["requests"] >= total,
-            timeout=180, interval=0.5, what=f"{total} requests in the CRM",
+            timeout=180,
+            interval=0.5,
+            what=f"{total} requests in the CRM",
         )
     finally:
         first.stop()

@@ -23,7 +23,11 @@ def _min_attempts(gateway: RunningGateway) -> int:
 
 
 def test_fifty_approvals_during_a_crm_outage_arrive_once_after_it_and_a_gateway_restart(
-    settings: dict[str, Any], crm: RunningCRMSim, http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str]
+    settings: dict[str, Any],
+    crm: RunningCRMSim,
+    http: httpx.Client,
+    gateway: RunningGateway,
+    admin_headers: dict[str, str],
 ) -> None:
     crm.stop()
     for n in range(REPORTS):
@@ -32,7 +36,11 @@ def test_fifty_approvals_during_a_crm_outage_arrive_once_after_it_and_a_gateway_
     for report in pending:
         assert approve(http, admin_headers, report["id"]).status_code == 200
 
-    wait_until(lambda: _min_attempts(gateway) >= 2, timeout=30, what="every item tried at least twice against the dead CRM")
+    wait_until(
+        lambda: _min_attempts(gateway) >= 2,
+        timeout=30,
+        what="every item tried at least twice against the dead CRM",
+    )
     health = http.get("/healthz").json()
     assert health["backlog"]["outbox_pending"] == REPORTS and health["backlog"]["outbox_dead"] == 0
     assert len(wait_for_reports(http, admin_headers, REPORTS, state="approved")) == REPORTS
@@ -52,7 +60,11 @@ def test_fifty_approvals_during_a_crm_outage_arrive_once_after_it_and_a_gateway_
 
 
 def test_a_refusing_crm_dead_letters_the_report_and_retry_replays_it(
-    settings: dict[str, Any], crm: RunningCRMSim, http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str]
+    settings: dict[str, Any],
+    crm: RunningCRMSim,
+    http: httpx.Client,
+    gateway: RunningGateway,
+    admin_headers: dict[str, str],
 ) -> None:
     from crm_client.outbox import retry_dead
 
@@ -69,6 +81,12 @@ def test_a_refusing_crm_dead_letters_the_report_and_retry_replays_it(
 
     assert retry_dead(gateway.runtime.engine, item_ids=None, actor="test") == 1
     # Still refused: the retry ran and failed the same way, not silently dropped.
-    wait_until(lambda: http.get("/healthz").json()["backlog"]["outbox_dead"] == 1 and
-               http.get(f"/api/v1/reports/{failed['id']}/events", headers=admin_headers).json()[-1]["action"] == "crm_failed",
-               timeout=10, what="the replayed item to be refused again")
+    wait_until(
+        lambda: (
+            http.get("/healthz").json()["backlog"]["outbox_dead"] == 1
+            and http.get(f"/api/v1/reports/{failed['id']}/events", headers=admin_headers).json()[-1]["action"]
+            == "crm_failed"
+        ),
+        timeout=10,
+        what="the replayed item to be refused again",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -25,7 +26,11 @@ def test_demo_starts_from_nothing_and_shows_both_ends(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KANAL_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port), "--crm-port", str(crm_port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()  # type: ignore[union-attr]
@@ -34,16 +39,21 @@ def test_demo_starts_from_nothing_and_shows_both_ends(tmp_path: Path) -> None:
         deadline = time.monotonic() + 90
         while not any(READY_LINE in line for line in output):
             assert time.monotonic() < deadline and process.poll() is None, "demo did not get ready:\n" + "".join(output)
-            try:
+            with contextlib.suppress(queue.Empty):
                 output.append(lines.get(timeout=1))
-            except queue.Empty:
-                pass
         base = f"http://127.0.0.1:{port}"
-        token = httpx.post(f"{base}/api/v1/auth/token", data={"username": DEMO_ADMIN, "password": DEMO_PASSWORD}).json()["access_token"]
+        token = httpx.post(
+            f"{base}/api/v1/auth/token", data={"username": DEMO_ADMIN, "password": DEMO_PASSWORD}
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        pending = httpx.get(f"{base}/api/v1/reports", params={"state": "pending_review"}, headers=headers).json()["items"]
+        pending = httpx.get(f"{base}/api/v1/reports", params={"state": "pending_review"}, headers=headers).json()[
+            "items"
+        ]
         forwarded = httpx.get(f"{base}/api/v1/reports", params={"state": "forwarded"}, headers=headers).json()["items"]
-        assert len(pending) >= 2 and {r["channel_id"] for r in pending} >= {"api:partner", "web_form:balaiwarga"}
+        assert len(pending) >= 2 and {r["channel_id"] for r in pending} >= {
+            "api:partner",
+            "web_form:balaiwarga",
+        }
         assert len(forwarded) == 1
         in_crm = httpx.get(f"http://127.0.0.1:{crm_port}/requests/{forwarded[0]['crm_service_request_id']}.json").json()
         assert forwarded[0]["ticket_code"] in in_crm[0]["description"]

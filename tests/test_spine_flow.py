@@ -12,7 +12,14 @@ import httpx
 
 from crm_sim.server import RunningCRMSim
 from tests.contract.profiles import PROFILES
-from tests.support.api_client import complaint, inbox_count, post_api, quarantine_rows, reports, signed_headers
+from tests.support.api_client import (
+    complaint,
+    inbox_count,
+    post_api,
+    quarantine_rows,
+    reports,
+    signed_headers,
+)
 from tests.support.review import approve, list_reports, wait_for_reports
 from tests.support.servers import RunningGateway, wait_until
 
@@ -90,16 +97,28 @@ def test_five_concurrent_redeliveries_make_one_report_and_one_crm_request(
     assert 'kanal_inbound_deliveries_total{channel="api:partner",outcome="accepted"} 1' in metrics
 
 
-def test_bad_deliveries_get_a_clear_4xx_and_malformed_ones_are_kept(http: httpx.Client, gateway: RunningGateway) -> None:
+def test_bad_deliveries_get_a_clear_4xx_and_malformed_ones_are_kept(
+    http: httpx.Client, gateway: RunningGateway
+) -> None:
     good = json.dumps(complaint("cc-bad-1")).encode()
     cases = {
-        "bad signature": http.post("/channels/api:partner/inbound", content=good, headers=signed_headers(good, secret="wrong-secret-0123456789")),
+        "bad signature": http.post(
+            "/channels/api:partner/inbound",
+            content=good,
+            headers=signed_headers(good, secret="wrong-secret-0123456789"),
+        ),
         "stale timestamp": post_api(http, good, timestamp=int(time.time()) - 3600),
         "empty body": post_api(http, b""),
         "invalid JSON": post_api(http, b'{"external_id": "x", "text": '),
         "10 MB body": post_api(http, json.dumps({"external_id": "big", "text": "a" * 10_000_000}).encode()),
     }
-    expected = {"bad signature": 401, "stale timestamp": 401, "empty body": 400, "invalid JSON": 400, "10 MB body": 413}
+    expected = {
+        "bad signature": 401,
+        "stale timestamp": 401,
+        "empty body": 400,
+        "invalid JSON": 400,
+        "10 MB body": 413,
+    }
     for label, answer in cases.items():
         assert answer.status_code == expected[label], f"{label}: {answer.status_code} {answer.text[:200]}"
         detail = answer.json()["detail"]
@@ -120,11 +139,19 @@ def test_review_actions_conflict_instead_of_applying_twice(
 ) -> None:
     post_api(http, complaint("cc-race-1"))
     (report,) = wait_for_reports(http, admin_headers, 1)
-    edited = http.patch(f"/api/v1/reports/{report['id']}", json={"text_clean": "Jalan berlubang di depan pasar", "version": report["version"]}, headers=admin_headers)
+    edited = http.patch(
+        f"/api/v1/reports/{report['id']}",
+        json={"text_clean": "Jalan berlubang di depan pasar", "version": report["version"]},
+        headers=admin_headers,
+    )
     assert edited.status_code == 200 and edited.json()["version"] == report["version"] + 1
     stale = approve(http, admin_headers, report["id"], version=report["version"])
     assert stale.status_code == 409 and "changed since you opened it" in stale.json()["detail"]
-    rejected = http.post(f"/api/v1/reports/{report['id']}/reject", json={"reason": "Duplikat laporan CRM-000001"}, headers=admin_headers)
+    rejected = http.post(
+        f"/api/v1/reports/{report['id']}/reject",
+        json={"reason": "Duplikat laporan CRM-000001"},
+        headers=admin_headers,
+    )
     assert rejected.status_code == 200 and rejected.json()["state"] == "rejected"
     again = approve(http, admin_headers, report["id"])
     assert again.status_code == 409 and "already rejected by admin:rina" in again.json()["detail"]
@@ -134,7 +161,9 @@ def test_review_actions_conflict_instead_of_applying_twice(
     assert list_reports(http, admin_headers, state="rejected")[0]["reject_reason"] == "Duplikat laporan CRM-000001"
 
 
-def test_trusted_channel_skips_review(http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str], crm: RunningCRMSim) -> None:
+def test_trusted_channel_skips_review(
+    http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str], crm: RunningCRMSim
+) -> None:
     assert post_api(http, complaint("jaki-1"), channel="api:trusted").status_code == 200
     (report,) = wait_for_reports(http, admin_headers, 1, state="forwarded")
     assert report["crm_service_request_id"]

@@ -65,9 +65,7 @@ def read_backlog(runtime: Runtime) -> Backlog:
             ),
             review_pending=count(select(func.count()).select_from(Report).where(pending)),
             outbox_pending=count(select(func.count()).select_from(OutboxItem).where(due)),
-            outbox_dead=count(
-                select(func.count()).select_from(OutboxItem).where(OutboxItem.state == OutboxState.DEAD)
-            ),
+            outbox_dead=count(select(func.count()).select_from(OutboxItem).where(OutboxItem.state == OutboxState.DEAD)),
             quarantined=count(select(func.count()).select_from(QuarantinedPayload)),
             oldest_inbox_seconds=age(InboundMessageRow.received_at, new),
             oldest_review_seconds=age(Report.created_at, pending),

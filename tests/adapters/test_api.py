@@ -17,12 +17,31 @@ PROFILE = PROFILES["api"]
 
 CASES = [
     Case(
-        "full payload", "full.json", 200,
-        text="Jalan berlubang besar di Jl. Kramat Raya depan halte Senen, sudah dua minggu belum diperbaiki. Motor sering jatuh.",
-        external_id="cc-2026-000417", sender_name="Budi Santoso", address="Kramat Raya", media_count=1,
+        "full payload",
+        "full.json",
+        200,
+        text=(
+            "Jalan berlubang besar di Jl. Kramat Raya depan halte Senen, sudah dua minggu belum diperbaiki. "
+            "Motor sering jatuh."
+        ),
+        external_id="cc-2026-000417",
+        sender_name="Budi Santoso",
+        address="Kramat Raya",
+        media_count=1,
     ),
-    Case("only the required fields", "minimal.json", 200, text="Sampah menumpuk di pinggir kali", external_id="qlue-88123"),
-    Case("markup kept raw in the inbox", "html_text.json", 200, text="<p>Lampu <b>PJU</b> mati &amp; jalan gelap</p><p>Mohon segera diperbaiki</p>"),
+    Case(
+        "only the required fields",
+        "minimal.json",
+        200,
+        text="Sampah menumpuk di pinggir kali",
+        external_id="qlue-88123",
+    ),
+    Case(
+        "markup kept raw in the inbox",
+        "html_text.json",
+        200,
+        text="<p>Lampu <b>PJU</b> mati &amp; jalan gelap</p><p>Mohon segera diperbaiki</p>",
+    ),
     Case("unknown fields ignored", "unknown_fields.json", 200, external_id="partner-extra-1"),
     Case("timestamp without offset", "naive_sent_at.json", 422, error="sent_at"),
     Case("text missing", "missing_text.json", 422, error="text"),
@@ -44,7 +63,10 @@ def test_stale_signature_is_refused_with_the_clock_skew(http: httpx.Client, gate
 
 
 def test_previous_secret_still_accepted_during_rotation(settings: dict, crm) -> None:  # type: ignore[no-untyped-def]
-    settings["channels"]["api:partner"]["settings"] = {"secret": "the-new-secret-0123456789", "previous_secrets": ["test-partner-secret-0123456789"]}
+    settings["channels"]["api:partner"]["settings"] = {
+        "secret": "the-new-secret-0123456789",
+        "previous_secrets": ["test-partner-secret-0123456789"],
+    }
     with RunningGateway(settings) as gateway, httpx.Client(base_url=gateway.url) as http:
         old = post_api(http, {"external_id": "rot-1", "text": "Lampu mati"})
         new = post_api(http, {"external_id": "rot-2", "text": "Lampu mati"}, secret="the-new-secret-0123456789")

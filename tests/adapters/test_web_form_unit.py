@@ -32,11 +32,7 @@ FORM_PATH = f"/channels/{CHANNEL_ID}/inbound"
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 CITIZEN_IP = "203.0.113.7"
 
-JPEG = (
-    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    + bytes(range(256)) * 4
-    + b"\xff\xd9"
-)
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256)) * 4 + b"\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\r\n\x00\xff" * 200
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 64
 EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 200
@@ -80,17 +76,13 @@ def open_form(adapter: WebFormAdapter, at: datetime = T0) -> ServedForm:
     return served_form(adapter.answer_get(get_request(at)))
 
 
-def multipart(
-    fields: Mapping[str, str], files: Mapping[str, tuple[str, str, bytes]] = {}
-) -> tuple[bytes, str]:
+def multipart(fields: Mapping[str, str], files: Mapping[str, tuple[str, str, bytes]] = {}) -> tuple[bytes, str]:
     """A multipart/form-data body as a browser builds it; returns (body, content type)."""
     boundary = "----KanalTestBoundary" + uuid.uuid4().hex
     chunks: list[bytes] = []
     for name, value in fields.items():
         chunks.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
         )
     for name, (filename, content_type, data) in files.items():
         head = (
@@ -255,13 +247,9 @@ def test_valid_submission_becomes_one_message_with_contact_location_and_photo(
     assert message.sent_at == request.received_at
 
 
-@pytest.mark.parametrize(
-    ("data", "expected"), [(JPEG, "image/jpeg"), (PNG, "image/png"), (WEBP, "image/webp")]
-)
+@pytest.mark.parametrize(("data", "expected"), [(JPEG, "image/jpeg"), (PNG, "image/png"), (WEBP, "image/webp")])
 def test_photo_type_comes_from_its_bytes(adapter: WebFormAdapter, data: bytes, expected: str) -> None:
-    [message] = deliver(
-        adapter, submit(open_form(adapter), photo=("gambar", "application/octet-stream", data))
-    )
+    [message] = deliver(adapter, submit(open_form(adapter), photo=("gambar", "application/octet-stream", data)))
     assert message.media[0].content_type == expected
     assert message.media[0].filename == "gambar." + expected.split("/")[1].replace("jpeg", "jpg")
 
@@ -283,9 +271,7 @@ def test_coordinates_alone_locate_the_complaint(adapter: WebFormAdapter) -> None
     )
 
 
-@pytest.mark.parametrize(
-    ("lat", "lng"), [("91", "106.8"), ("-6.2", "abc"), ("nan", "106.8"), ("0", "0"), ("-6.2", "")]
-)
+@pytest.mark.parametrize(("lat", "lng"), [("91", "106.8"), ("-6.2", "abc"), ("nan", "106.8"), ("0", "0"), ("-6.2", "")])
 def test_unusable_coordinates_are_dropped_not_refused(adapter: WebFormAdapter, lat: str, lng: str) -> None:
     [message] = deliver(adapter, submit(open_form(adapter), complaint(lat=lat, lng=lng)))
     assert message.location is not None
@@ -308,9 +294,7 @@ def test_contact_is_optional(adapter: WebFormAdapter) -> None:
 def test_urlencoded_submission_is_accepted(adapter: WebFormAdapter) -> None:
     form = open_form(adapter)
     body = urlencode({"form_token": form.token, **complaint()}).encode()
-    request = post_request(
-        body, "application/x-www-form-urlencoded", cookie=form.cookie, at=T0 + timedelta(seconds=30)
-    )
+    request = post_request(body, "application/x-www-form-urlencoded", cookie=form.cookie, at=T0 + timedelta(seconds=30))
     [message] = deliver(adapter, request)
     assert message.location is not None and message.location.address is not None
     assert message.external_id == form.token.split(".")[1]
@@ -595,9 +579,7 @@ def test_empty_description_comes_back_422_with_the_rest_of_the_input(adapter: We
     assert 'role="alert"' in html and "Uraian masalah wajib diisi." in html
     assert 'value="Jl. Cikini Raya 73"' in html
     assert 'value="Kebon Sirih"' in html and 'value="Menteng"' in html
-    assert (
-        'value="Siti Rahayu"' in html and 'value="021 3190 1234"' in html and 'value="siti@contoh.id"' in html
-    )
+    assert 'value="Siti Rahayu"' in html and 'value="021 3190 1234"' in html and 'value="siti@contoh.id"' in html
     assert "pilih foto Anda sekali lagi" in html  # a file input cannot be refilled
     assert 'id="website" name="website" tabindex="-1" autocomplete="off" value=""' in html
     assert "Set-Cookie" in response.headers  # a fresh token, so fixing and resubmitting just works
@@ -648,9 +630,7 @@ def _assert_escaped(html: str) -> None:
 
 @pytest.mark.parametrize("status", [400, 401, 413, 415, 422])
 def test_citizen_input_is_escaped_when_the_form_comes_back(adapter: WebFormAdapter, status: int) -> None:
-    fields = {
-        name: XSS for name in ("description", "address", "kelurahan", "kecamatan", "name", "phone", "email")
-    }
+    fields = {name: XSS for name in ("description", "address", "kelurahan", "kecamatan", "name", "phone", "email")}
     request = submit(open_form(adapter), {**fields, "lat": XSS, "lng": XSS})
     html = page(adapter.reject(request, status, f"Masalah: {XSS}"))
     _assert_escaped(html)
@@ -663,9 +643,7 @@ def test_citizen_input_is_escaped_when_the_form_comes_back(adapter: WebFormAdapt
 def test_gateway_messages_and_operator_texts_are_escaped_on_every_page() -> None:
     adapter = make_adapter(title=f"Balai Warga {XSS}")
     request = submit(open_form(adapter), complaint(description=XSS))
-    forged = submit(
-        open_form(adapter), complaint(description=XSS), headers={"Origin": "https://evil.example"}
-    )
+    forged = submit(open_form(adapter), complaint(description=XSS), headers={"Origin": "https://evil.example"})
     pages = [
         adapter.answer_get(get_request()),
         adapter.acknowledge(request, [StoredOutcome("x", "<script>alert(1)</script>", False)]),
@@ -761,9 +739,7 @@ def test_mangled_submissions_never_raise_anything_unexpected() -> None:
             body[rng.randrange(len(body))] = rng.randrange(256)
         if rng.random() < 0.3:
             del body[rng.randrange(len(body)) :]
-        request = post_request(
-            bytes(body), valid.headers["content-type"], cookie=form.cookie, at=valid.received_at
-        )
+        request = post_request(bytes(body), valid.headers["content-type"], cookie=form.cookie, at=valid.received_at)
         with contextlib.suppress(SignatureInvalid):
             adapter.verify(request)
         with contextlib.suppress(PayloadRejected, PayloadIgnored):

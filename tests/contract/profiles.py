@@ -146,7 +146,11 @@ class WebFormProfile(ChannelProfile):
         return replace(prepared, content=tampered)
 
     def strip(self, prepared: Prepared) -> Prepared:
-        stripped = re.sub(rb'--[^\r]*\r\nContent-Disposition: form-data; name="form_token"\r\n\r\n[^\r]*\r\n', b"", prepared.content)
+        stripped = re.sub(
+            rb'--[^\r]*\r\nContent-Disposition: form-data; name="form_token"\r\n\r\n[^\r]*\r\n',
+            b"",
+            prepared.content,
+        )
         assert stripped != prepared.content
         headers = {k: v for k, v in prepared.headers.items() if k != "Cookie"}
         return Prepared(stripped, headers)

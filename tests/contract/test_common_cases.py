@@ -36,13 +36,17 @@ def _assert_rejected(response: httpx.Response) -> None:
     assert 400 <= response.status_code < 500, f"expected 4xx, got {response.status_code}: {response.text[:300]}"
 
 
-def test_empty_body_is_refused_and_nothing_stored(profile: ChannelProfile, http: httpx.Client, gateway: RunningGateway) -> None:
+def test_empty_body_is_refused_and_nothing_stored(
+    profile: ChannelProfile, http: httpx.Client, gateway: RunningGateway
+) -> None:
     response = profile.send(http, profile.prepare_raw(http, b""))
     _assert_rejected(response)
     assert inbox_count(gateway.runtime.engine) == 0
 
 
-def test_garbage_bytes_are_refused_and_quarantined(profile: ChannelProfile, http: httpx.Client, gateway: RunningGateway) -> None:
+def test_garbage_bytes_are_refused_and_quarantined(
+    profile: ChannelProfile, http: httpx.Client, gateway: RunningGateway
+) -> None:
     garbage = os.urandom(512) + b"\x00\xff{not json"
     response = profile.send(http, profile.prepare_raw(http, garbage))
     _assert_rejected(response)
@@ -64,7 +68,9 @@ def test_missing_signature_is_refused(profile: ChannelProfile, http: httpx.Clien
     assert inbox_count(gateway.runtime.engine) == 0
 
 
-def test_duplicate_delivery_is_stored_once_and_counted(profile: ChannelProfile, http: httpx.Client, gateway: RunningGateway) -> None:
+def test_duplicate_delivery_is_stored_once_and_counted(
+    profile: ChannelProfile, http: httpx.Client, gateway: RunningGateway
+) -> None:
     prepared = profile.prepare(http, profile.valid_fixture)
     first, second = profile.send(http, prepared), profile.send(http, prepared)
     assert first.status_code == 200 and second.status_code == 200, (first.text[:300], second.text[:300])
@@ -75,7 +81,12 @@ def test_duplicate_delivery_is_stored_once_and_counted(profile: ChannelProfile, 
     assert len(rows) == 1 and rows[0].delivery_count == 2
     assert len(deliveries) == 1, "a redelivery must not store the bytes a second time"
     wait_until(lambda: len(reports(engine)) == 1, timeout=10, what="one report")
-    assert gateway.runtime.counters.value("kanal_inbound_deliveries_total", channel=profile.channel_id, outcome="duplicate") == 1
+    assert (
+        gateway.runtime.counters.value(
+            "kanal_inbound_deliveries_total", channel=profile.channel_id, outcome="duplicate"
+        )
+        == 1
+    )
 
 
 def test_timestamps_are_timezone_aware(profile: ChannelProfile, http: httpx.Client, gateway: RunningGateway) -> None:

@@ -18,15 +18,22 @@ from tests.conftest import TEST_API_SECRET
 
 def signed_headers(body: bytes, *, secret: str = TEST_API_SECRET, timestamp: int | None = None) -> dict[str, str]:
     stamp = int(time.time()) if timestamp is None else timestamp
-    return {"X-Kanal-Signature": signing.sign(secret.encode(), body, stamp), "Content-Type": "application/json"}
+    return {
+        "X-Kanal-Signature": signing.sign(secret.encode(), body, stamp),
+        "Content-Type": "application/json",
+    }
 
 
-def post_api(http: httpx.Client, payload: dict[str, Any] | bytes, *, channel: str = "api:partner", **sign: Any) -> httpx.Response:
+def post_api(
+    http: httpx.Client, payload: dict[str, Any] | bytes, *, channel: str = "api:partner", **sign: Any
+) -> httpx.Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return http.post(f"/channels/{channel}/inbound", content=body, headers=signed_headers(body, **sign))
 
 
-def complaint(external_id: str, text: str = "Jalan berlubang besar di depan pasar, sudah dua minggu tidak diperbaiki") -> dict[str, Any]:
+def complaint(
+    external_id: str, text: str = "Jalan berlubang besar di depan pasar, sudah dua minggu tidak diperbaiki"
+) -> dict[str, Any]:
     return {
         "external_id": external_id,
         "text": text,

@@ -23,7 +23,9 @@ def list_reports(http: httpx.Client, headers: dict[str, str], **params: Any) -> 
             return items
 
 
-def wait_for_reports(http: httpx.Client, headers: dict[str, str], n: int, *, timeout: float = 30, **params: Any) -> list[dict[str, Any]]:
+def wait_for_reports(
+    http: httpx.Client, headers: dict[str, str], n: int, *, timeout: float = 30, **params: Any
+) -> list[dict[str, Any]]:
     return wait_until(  # type: ignore[no-any-return]
         lambda: (found := list_reports(http, headers, **params)) and len(found) >= n and found,
         timeout=timeout,
