@@ -15,16 +15,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Generic, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 # Headers that carry credentials are never stored with a raw payload, whatever the adapter says.
 ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
-class Sender(BaseModel):
-    """Who sent a message, as far as the channel tells."""
+class _ChannelText(BaseModel):
+    """Base of the parsed models: unknown fields are errors, and NUL characters are dropped.
+
+    NUL is never meant by a citizen and PostgreSQL text cannot hold it; the raw body keeps it anyway.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _drop_nul(cls, value: object) -> object:
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class Sender(_ChannelText):
+    """Who sent a message, as far as the channel tells."""
 
     id: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=200)
@@ -33,30 +45,24 @@ class Sender(BaseModel):
     email: str | None = Field(default=None, max_length=320)
 
 
-class Location(BaseModel):
+class Location(_ChannelText):
     """Where the complaint is, as the channel gave it (coordinates, free text, or both)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     lat: float | None = Field(default=None, ge=-90, le=90)
     lng: float | None = Field(default=None, ge=-180, le=180)
     address: str | None = Field(default=None, max_length=1000)
 
 
-class MediaRef(BaseModel):
+class MediaRef(_ChannelText):
     """A photo or file referenced by a message; fetched later, never needed to store the message."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=2000)
     content_type: str | None = Field(default=None, max_length=200)
     filename: str | None = Field(default=None, max_length=300)
 
 
-class InboundMessage(BaseModel):
+class InboundMessage(_ChannelText):
     """One item from a channel, parsed. `external_id` is the channel's own id: a redelivery has the same."""
-
-    model_config = ConfigDict(extra="forbid")
 
     external_id: str = Field(min_length=1, max_length=200)
     text: str = Field(max_length=20_000)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_client.errors import CRMError
 from crm_client.open311 import Created, request_fields
@@ -53,11 +53,11 @@ def claim_due(engine: Engine, *, limit: int, lease_seconds: float) -> list[Claim
         query = (
             select(OutboxItem)
             .where(
-                OutboxItem.state == OutboxState.PENDING,
-                OutboxItem.next_attempt_at <= now,  # type: ignore[arg-type]
-                or_(OutboxItem.claimed_until.is_(None), OutboxItem.claimed_until < now),  # type: ignore[union-attr,operator]
+                col(OutboxItem.state) == OutboxState.PENDING,
+                col(OutboxItem.next_attempt_at) <= now,
+                or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now),
             )
-            .order_by(OutboxItem.next_attempt_at)  # type: ignore[arg-type]
+            .order_by(col(OutboxItem.next_attempt_at))
             .limit(limit)
         )
         if not is_sqlite(engine):
@@ -75,7 +75,7 @@ def release(engine: Engine, item_ids: list[str]) -> None:
     with write_session(engine) as session:
         session.execute(
             update(OutboxItem)
-            .where(OutboxItem.id.in_(item_ids), OutboxItem.state == OutboxState.PENDING)  # type: ignore[attr-defined]
+            .where(col(OutboxItem.id).in_(item_ids), col(OutboxItem.state) == OutboxState.PENDING)
             .values(claimed_until=None)
         )
 
@@ -157,9 +157,9 @@ def backoff_seconds(attempts: int, crm: CRMConfig) -> float:
 def retry_dead(engine: Engine, *, item_ids: list[str] | None, actor: str) -> int:
     """Put dead items (all, or the given ids) back in line now; their reports return to `approved`."""
     with write_session(engine) as session:
-        query = select(OutboxItem).where(OutboxItem.state == OutboxState.DEAD)
+        query = select(OutboxItem).where(col(OutboxItem.state) == OutboxState.DEAD)
         if item_ids:
-            query = query.where(OutboxItem.id.in_(item_ids))  # type: ignore[attr-defined]
+            query = query.where(col(OutboxItem.id).in_(item_ids))
         items = list(session.execute(query).scalars())
         for item in items:
             item.state = OutboxState.PENDING
@@ -167,8 +167,8 @@ def retry_dead(engine: Engine, *, item_ids: list[str] | None, actor: str) -> int
             item.next_attempt_at = utcnow()
             session.execute(
                 update(Report)
-                .where(Report.id == item.report_id)
-                .values(state=ReportState.APPROVED, updated_at=utcnow())  # type: ignore[arg-type]
+                .where(col(Report.id) == item.report_id)
+                .values(state=ReportState.APPROVED, updated_at=utcnow())
             )
             session.add(
                 ReportEvent(

@@ -159,13 +159,17 @@ def _adapters_list(_args: argparse.Namespace) -> int:
 
 def _outbox_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from crm_client.tables import OutboxItem
     from gateway.db import read_session
 
     with read_session(_engine()) as session:
         items = session.execute(
-            select(OutboxItem).where(OutboxItem.state == args.state).order_by(OutboxItem.created_at).limit(args.limit)  # type: ignore[arg-type]
+            select(OutboxItem)
+            .where(col(OutboxItem.state) == args.state)
+            .order_by(col(OutboxItem.created_at))
+            .limit(args.limit)
         ).scalars()
         count = 0
         for item in items:

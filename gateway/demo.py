@@ -11,16 +11,18 @@ import json
 import re
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from adapters import signing
 from crm_sim.server import RunningCRMSim
 from gateway.app import create_app
 from gateway.logging_setup import configure
-from gateway.settings import load_settings
+from gateway.settings import KanalSettings, load_settings
 from review_queue.auth import AccountError, create_admin
 from review_queue.tables import AdminRole
 
@@ -68,7 +70,7 @@ def run_demo(*, port: int, crm_port: int) -> int:
     print(f"kanal demo: starting the reference CRM on {crm.base_url}", flush=True)
     crm.start()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    seeder = threading.Thread(target=_seed, args=(server, settings, port, crm.base_url), daemon=True)
+    seeder = threading.Thread(target=_seed, args=(server, app, settings, port, crm.base_url), daemon=True)
     seeder.start()
     try:
         server.run()
@@ -77,7 +79,7 @@ def run_demo(*, port: int, crm_port: int) -> int:
     return 0
 
 
-def _seed(server: uvicorn.Server, settings, port: int, crm_url: str) -> None:  # type: ignore[no-untyped-def]
+def _seed(server: uvicorn.Server, app: FastAPI, settings: KanalSettings, port: int, crm_url: str) -> None:
     base = f"http://127.0.0.1:{port}"
     while not server.started:
         if server.should_exit:
@@ -85,7 +87,7 @@ def _seed(server: uvicorn.Server, settings, port: int, crm_url: str) -> None:  #
         time.sleep(0.05)
     with contextlib.suppress(AccountError):  # made by an earlier run
         create_admin(
-            server.config.app.state.kanal.engine,
+            app.state.kanal.engine,
             username=DEMO_ADMIN,
             password=DEMO_PASSWORD,
             role=AdminRole.SUPERADMIN,
@@ -121,7 +123,7 @@ def _seed(server: uvicorn.Server, settings, port: int, crm_url: str) -> None:  #
     )
 
 
-def _post_signed(http: httpx.Client, secret: bytes, sample: dict[str, object]) -> str:
+def _post_signed(http: httpx.Client, secret: bytes, sample: Mapping[str, object]) -> str:
     body = json.dumps(sample).encode()
     header = signing.sign(secret, body, int(time.time()))
     response = http.post(

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from adapters.contract import InboundMessage, StoredOutcome
 from gateway.db import write_session
@@ -184,12 +185,14 @@ class InboxWriter:
                     (channel_id, external_id): (row_id, ticket)
                     for channel_id, external_id, row_id, ticket in session.execute(
                         select(
-                            InboundMessageRow.channel_id,
-                            InboundMessageRow.external_id,
-                            InboundMessageRow.id,
-                            InboundMessageRow.ticket_code,
+                            col(InboundMessageRow.channel_id),
+                            col(InboundMessageRow.external_id),
+                            col(InboundMessageRow.id),
+                            col(InboundMessageRow.ticket_code),
                         ).where(
-                            tuple_(InboundMessageRow.channel_id, InboundMessageRow.external_id).in_(list(first_row))
+                            tuple_(col(InboundMessageRow.channel_id), col(InboundMessageRow.external_id)).in_(
+                                list(first_row)
+                            )
                         )
                     )
                 }
@@ -219,14 +222,14 @@ class InboxWriter:
                 session.execute(
                     update(InboundMessageRow)
                     .where(
-                        InboundMessageRow.channel_id == channel_id,
-                        InboundMessageRow.external_id == external_id,
-                    )  # type: ignore[arg-type]
+                        col(InboundMessageRow.channel_id) == channel_id,
+                        col(InboundMessageRow.external_id) == external_id,
+                    )
                     .values(delivery_count=InboundMessageRow.delivery_count + count)
                 )
             if useless_deliveries:
                 # A redelivery adds nothing the first copy did not hold: keep the count, not the bytes.
-                session.execute(delete(RawDelivery).where(RawDelivery.id.in_(useless_deliveries)))  # type: ignore[attr-defined]
+                session.execute(delete(RawDelivery).where(col(RawDelivery.id).in_(useless_deliveries)))
         return results
 
     @staticmethod

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from adapters.contract import InboundMessage
 from gateway.db import is_sqlite, write_session
@@ -37,8 +38,8 @@ def normalize_batch(
     with write_session(engine) as session:
         query = (
             select(InboundMessageRow)
-            .where(InboundMessageRow.state == MessageState.NEW)
-            .order_by(InboundMessageRow.received_at)  # type: ignore[arg-type]
+            .where(col(InboundMessageRow.state) == MessageState.NEW)
+            .order_by(col(InboundMessageRow.received_at))
             .limit(limit)
         )
         if not is_sqlite(engine):

@@ -11,6 +11,7 @@ import hmac
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import pluggy
 from pydantic import ValidationError
@@ -44,7 +45,8 @@ def adapter_types(manager: pluggy.PluginManager, *, disabled: Iterable[str] = ()
     found: dict[str, type[Adapter]] = {}  # type: ignore[type-arg]
     owner: dict[str, str] = {}
     for impl in manager.hook.kanal_register_adapters.get_hookimpls():
-        for cls in impl.function():
+        # pluggy types a hook implementation's result as `object`; the hookspec fixes it to this list.
+        for cls in cast("list[type[Adapter]]", impl.function()):
             kind = cls.channel_type
             if kind in off:
                 continue

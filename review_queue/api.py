@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from pydantic import BaseModel
 from sqlalchemy import and_, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.db import write_session
 from gateway.deps import AdminDep, ReadSessionDep, ReviewerDep, RuntimeDep
@@ -61,15 +61,18 @@ def list_reports(
     cursor: str | None = None,
 ) -> ReportPage:
     """Reports oldest first (the longest-waiting need attention first), `limit` at a time."""
-    query = select(Report).order_by(Report.created_at, Report.id).limit(limit + 1)  # type: ignore[arg-type]
+    query = select(Report).order_by(col(Report.created_at), col(Report.id)).limit(limit + 1)
     if state is not None:
-        query = query.where(Report.state == state)
+        query = query.where(col(Report.state) == state)
     if channel_id is not None:
-        query = query.where(Report.channel_id == channel_id)
+        query = query.where(col(Report.channel_id) == channel_id)
     if cursor:
         after_time, after_id = _decode_cursor(cursor)
         query = query.where(
-            or_(Report.created_at > after_time, and_(Report.created_at == after_time, Report.id > after_id))  # type: ignore[arg-type,operator]
+            or_(
+                col(Report.created_at) > after_time,
+                and_(col(Report.created_at) == after_time, col(Report.id) > after_id),
+            )
         )
     rows = list(session.execute(query).scalars())
     page, more = rows[:limit], len(rows) > limit
@@ -88,8 +91,10 @@ def report_history(key: str, session: ReadSessionDep, _admin: AdminDep) -> list[
     """Every change to the report, oldest first: who, when, what before and after."""
     report = _find(session, key)
     events = session.execute(
-        select(ReportEvent).where(ReportEvent.report_id == report.id).order_by(ReportEvent.at, ReportEvent.id)
-    )  # type: ignore[arg-type]
+        select(ReportEvent)
+        .where(col(ReportEvent.report_id) == report.id)
+        .order_by(col(ReportEvent.at), col(ReportEvent.id))
+    )
     return [EventPublic.model_validate(e) for e in events.scalars()]
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.db import read_session, utcnow, write_session
 from review_queue.tables import AdminRole, AdminUser, ApiToken
@@ -31,7 +31,7 @@ def create_admin(engine: Engine, *, username: str, password: str, role: AdminRol
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     with write_session(engine) as session:
-        if session.execute(select(AdminUser).where(AdminUser.username == username)).scalar_one_or_none():
+        if session.execute(select(AdminUser).where(col(AdminUser.username) == username)).scalar_one_or_none():
             raise AccountError(f"an admin named {username!r} already exists")
         admin = AdminUser(username=username, password_hash=_hasher.hash(password), role=role)
         session.add(admin)
@@ -40,7 +40,9 @@ def create_admin(engine: Engine, *, username: str, password: str, role: AdminRol
 
 def authenticate(engine: Engine, *, username: str, password: str) -> AdminUser | None:
     with read_session(engine) as session:
-        admin = session.execute(select(AdminUser).where(AdminUser.username == username.strip())).scalar_one_or_none()
+        admin = session.execute(
+            select(AdminUser).where(col(AdminUser.username) == username.strip())
+        ).scalar_one_or_none()
     stored = admin.password_hash if admin is not None and not admin.disabled else _DUMMY_HASH
     try:
         _hasher.verify(stored, password)
@@ -54,7 +56,7 @@ def issue_token(engine: Engine, admin: AdminUser, *, ttl: timedelta) -> tuple[st
     now = utcnow()
     record = ApiToken(token_hash=_digest(token), admin_id=admin.id, created_at=now, expires_at=now + ttl)
     with write_session(engine) as session:
-        session.execute(delete(ApiToken).where(ApiToken.expires_at < now))  # type: ignore[arg-type]
+        session.execute(delete(ApiToken).where(col(ApiToken.expires_at) < now))
         session.add(record)
     return token, record
 
@@ -62,8 +64,8 @@ def issue_token(engine: Engine, admin: AdminUser, *, ttl: timedelta) -> tuple[st
 def admin_for_token(session: Session, token: str) -> AdminUser | None:
     row = session.execute(
         select(AdminUser)
-        .join(ApiToken, ApiToken.admin_id == AdminUser.id)  # type: ignore[arg-type]
-        .where(ApiToken.token_hash == _digest(token), ApiToken.expires_at > utcnow())  # type: ignore[arg-type]
+        .join(ApiToken, col(ApiToken.admin_id) == AdminUser.id)
+        .where(col(ApiToken.token_hash) == _digest(token), col(ApiToken.expires_at) > utcnow())
     ).scalar_one_or_none()
     return row if row is not None and not row.disabled else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_client import outbox
 from gateway.db import utcnow
@@ -64,7 +64,7 @@ def create_report(
 
 def get_report(session: Session, key: str, *, for_update: bool = False) -> Report:
     """Find a report by id or ticket code; raise `ReportNotFound`."""
-    query = select(Report).where((Report.id == key) | (Report.ticket_code == key.upper()))
+    query = select(Report).where((col(Report.id) == key) | (col(Report.ticket_code) == key.upper()))
     if for_update:
         query = query.with_for_update()
     report = session.execute(query).scalar_one_or_none()
@@ -118,7 +118,10 @@ def _pending(session: Session, key: str, version: int | None) -> Report:
     report = get_report(session, key, for_update=True)
     if report.state != ReportState.PENDING_REVIEW:
         last = session.execute(
-            select(ReportEvent).where(ReportEvent.report_id == report.id).order_by(ReportEvent.at.desc()).limit(1)  # type: ignore[attr-defined]
+            select(ReportEvent)
+            .where(col(ReportEvent.report_id) == report.id)
+            .order_by(col(ReportEvent.at).desc())
+            .limit(1)
         ).scalar_one_or_none()
         by = f" by {last.actor} at {last.at.isoformat()}" if last else ""
         raise ReportConflict(f"report {report.ticket_code} is already {report.state}{by}; reload it")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from crm_client.tables import OutboxItem, OutboxState
 from gateway.db import read_session, utcnow
@@ -53,19 +54,21 @@ def read_backlog(runtime: Runtime) -> Backlog:
                 oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=UTC)
             return max(0.0, (now - oldest).total_seconds())
 
-        new = InboundMessageRow.state == MessageState.NEW
-        pending = Report.state == ReportState.PENDING_REVIEW
-        due = OutboxItem.state == OutboxState.PENDING
+        new = col(InboundMessageRow.state) == MessageState.NEW
+        pending = col(Report.state) == ReportState.PENDING_REVIEW
+        due = col(OutboxItem.state) == OutboxState.PENDING
         return Backlog(
             inbox_new=count(select(func.count()).select_from(InboundMessageRow).where(new)),
             inbox_failed=count(
                 select(func.count())
                 .select_from(InboundMessageRow)
-                .where(InboundMessageRow.state == MessageState.FAILED)
+                .where(col(InboundMessageRow.state) == MessageState.FAILED)
             ),
             review_pending=count(select(func.count()).select_from(Report).where(pending)),
             outbox_pending=count(select(func.count()).select_from(OutboxItem).where(due)),
-            outbox_dead=count(select(func.count()).select_from(OutboxItem).where(OutboxItem.state == OutboxState.DEAD)),
+            outbox_dead=count(
+                select(func.count()).select_from(OutboxItem).where(col(OutboxItem.state) == OutboxState.DEAD)
+            ),
             quarantined=count(select(func.count()).select_from(QuarantinedPayload)),
             oldest_inbox_seconds=age(InboundMessageRow.received_at, new),
             oldest_review_seconds=age(Report.created_at, pending),
@@ -118,7 +121,7 @@ async def prometheus_metrics(runtime: RuntimeDep) -> Response:
     except Exception:
         backlog = None
     if backlog is not None:
-        gauges = {
+        gauges: dict[str, tuple[str, float, dict[str, str]]] = {
             "kanal_inbox_depth": ("Messages stored but not yet normalized.", backlog.inbox_new, {}),
             "kanal_inbox_failed": ("Messages the normalizer gave up on.", backlog.inbox_failed, {}),
             "kanal_review_depth": ("Reports waiting for an admin.", backlog.review_pending, {}),

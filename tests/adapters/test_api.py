@@ -10,8 +10,8 @@ import pytest
 
 from tests.contract.harness import Case, run_case
 from tests.contract.profiles import PROFILES
-from tests.support.api_client import inbox_count, post_api, quarantine_rows
-from tests.support.servers import RunningGateway
+from tests.support.api_client import inbox_count, post_api, quarantine_rows, reports
+from tests.support.servers import RunningGateway, wait_until
 
 PROFILE = PROFILES["api"]
 
@@ -41,6 +41,13 @@ CASES = [
         "html_text.json",
         200,
         text="<p>Lampu <b>PJU</b> mati &amp; jalan gelap</p><p>Mohon segera diperbaiki</p>",
+    ),
+    Case(
+        "NUL characters dropped",
+        "nul_in_text.json",
+        200,
+        text="Jalan rusak di depan sekolah, mohon segera diperbaiki",
+        sender_name="Ani",
     ),
     Case("unknown fields ignored", "unknown_fields.json", 200, external_id="partner-extra-1"),
     Case("timestamp without offset", "naive_sent_at.json", 422, error="sent_at"),
@@ -80,3 +87,11 @@ def test_body_over_the_limit_is_refused_without_reading_it_all(http: httpx.Clien
     assert "too large" in response.json()["detail"]
     kept = quarantine_rows(gateway.runtime.engine)
     assert len(kept) == 1 and kept[0].body_size >= len(body) and len(kept[0].body) <= 4096
+
+
+def test_nul_characters_do_not_stop_a_report_on_either_engine(http: httpx.Client, gateway: RunningGateway) -> None:
+    # PostgreSQL text cannot hold NUL; the raw body keeps it, the parsed message must not.
+    delivery = PROFILE.prepare(http, "nul_in_text.json")
+    assert PROFILE.send(http, delivery).status_code == 200
+    report = wait_until(lambda: (reports(gateway.runtime.engine) or [None])[0], timeout=10, what="the report")
+    assert report.text_original == "Jalan rusak di depan sekolah, mohon segera diperbaiki"

@@ -8,7 +8,7 @@ Create Date: 2026-11-28 00:52:48.255925
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import gateway.db
