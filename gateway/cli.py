@@ -97,7 +97,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_workers:
         settings = settings.model_copy(update={"workers": settings.workers.model_copy(update={"enabled": False})})
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
     return 0
 
 

@@ -86,7 +86,14 @@ def build_channels(settings: KanalSettings, manager: pluggy.PluginManager) -> di
         try:
             adapter_settings = cls.settings_model.model_validate(config.settings)
         except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, {}, prefix=f"channels.{channel_id}.settings")) from None
+            raise ConfigError(
+                describe_validation_error(
+                    exc,
+                    {},
+                    prefix=f"channels.{channel_id}.settings",
+                    source=settings.origins.get("channels", "configuration"),
+                )
+            ) from None
         context = AdapterContext(
             channel_id=channel_id,
             instance_secret=derive_secret(settings, f"channel:{channel_id}"),

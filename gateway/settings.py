@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "KANAL_"
+#: Keys whose values are never echoed in error messages.
+_SECRET_WORDS = ("secret", "key", "password", "token")
 _INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
 
@@ -86,12 +88,17 @@ class KanalSettings(_Strict):
     public_base_url: str = "http://127.0.0.1:8080"
     secret_key: SecretStr = SecretStr("")
     log_level: str = "INFO"
+    #: Reverse proxies whose X-Forwarded-For names the real client (comma-separated IPs, or "*").
+    #: Per-client limits, such as the web form's, count the address this yields.
+    forwarded_allow_ips: str = "127.0.0.1"
     adapters: AdaptersConfig = Field(default_factory=AdaptersConfig)
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     crm: CRMConfig = Field(default_factory=CRMConfig)
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    #: Top-level key -> the file or variable that set it, so later checks can name it in errors.
+    origins: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
 
 def load_settings(
@@ -121,20 +128,27 @@ def load_settings(
         merged[key] = _deep_merge(merged.get(key), value)
         origin[key] = "overrides"
     try:
-        return KanalSettings.model_validate(merged)
+        return KanalSettings.model_validate({**merged, "origins": origin})
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, origin)) from None
 
 
-def describe_validation_error(exc: ValidationError, origin: Mapping[str, str], prefix: str = "") -> str:
-    """One line per problem: `<file>: <dotted key>: <what was expected> (got <value>)`."""
+def describe_validation_error(
+    exc: ValidationError, origin: Mapping[str, str], *, prefix: str = "", source: str | None = None
+) -> str:
+    """One line per problem: `<file>: <dotted key>: <what was expected> (got <value>)`.
+
+    `origin` maps top-level keys to the file that set them; `source`, when given, is used for all.
+    Values of secret-looking keys are never echoed.
+    """
     lines = []
     for err in exc.errors():
         location = [str(p) for p in err["loc"]]
-        where = origin.get(location[0], "configuration") if location else "configuration"
+        where = source or (origin.get(location[0], "configuration") if location else "configuration")
         key = ".".join([p for p in [prefix] if p] + location) or "(top level)"
         got = err.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        secret = any(word in part for part in key.split(".") for word in _SECRET_WORDS)
+        shown = "" if secret or isinstance(got, dict | list) or got is None else f" (got {got!r})"
         lines.append(f"{where}: {key}: {err['msg']}{shown}")
     return "\n".join(lines)
 
