@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gateway import migrate
-from gateway.routes import channels, health
+from gateway.routes import channels, health, quarantine
 from gateway.runtime import build_runtime
 from gateway.settings import KanalSettings
 from gateway.workers import Workers
@@ -56,6 +56,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
     app.include_router(channels.router)
     app.include_router(review_api.router)
     app.include_router(health.router)
+    app.include_router(quarantine.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -56,3 +56,12 @@ def reviewer(admin: AdminDep) -> AdminUser:
 
 
 ReviewerDep = Annotated[AdminUser, Depends(reviewer)]
+
+
+def superadmin(admin: AdminDep) -> AdminUser:
+    if admin.role != AdminRole.SUPERADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only a superadmin may read raw refused deliveries")
+    return admin
+
+
+SuperadminDep = Annotated[AdminUser, Depends(superadmin)]

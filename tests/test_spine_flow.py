@@ -170,3 +170,21 @@ def test_trusted_channel_skips_review(
     events = http.get(f"/api/v1/reports/{report['id']}/events", headers=admin_headers).json()
     assert events[1]["actor"] == "system:normalizer" and "trusted" in events[1]["note"]
     wait_until(lambda: crm_count(crm) == 1, timeout=5, what="the CRM request")
+
+
+def test_refused_deliveries_can_be_inspected_by_a_superadmin_only(
+    http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str]
+) -> None:
+    from review_queue.auth import create_admin
+    from review_queue.tables import AdminRole
+
+    post_api(http, b'{"external_id": "x", "text": ')
+    assert http.get("/api/v1/quarantine", headers=admin_headers).status_code == 403
+    create_admin(gateway.runtime.engine, username="ops", password="ops-password-123", role=AdminRole.SUPERADMIN)
+    token = http.post("/api/v1/auth/token", data={"username": "ops", "password": "ops-password-123"}).json()
+    listing = http.get("/api/v1/quarantine", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert listing.status_code == 200
+    (item,) = listing.json()
+    assert item["channel_id"] == "api:partner" and item["status_code"] == 400
+    assert "not valid UTF-8 JSON" in item["reason"] and item["body_preview"] == '{"external_id": "x", "text": '
+    assert "x-kanal-signature" in item["headers"]
