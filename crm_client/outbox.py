@@ -19,7 +19,8 @@ from crm_client.open311 import Created, request_fields
 from crm_client.tables import OutboxItem, OutboxState
 from gateway.db import is_sqlite, utcnow, write_session
 from gateway.settings import CRMConfig
-from review_queue.tables import Report, ReportEvent, ReportState
+from review_queue.history import record_change
+from review_queue.tables import Report, ReportState
 
 SYSTEM_CRM = "system:crm"
 
@@ -103,15 +104,15 @@ def _record_sent(session: Session, claimed: Claimed, created: Created, now: date
     item.claimed_until = None
     item.last_status_code = 200
     item.last_error = None
-    report = session.get_one(Report, claimed.report_id)
-    before = {"state": report.state, "crm_service_request_id": report.crm_service_request_id}
-    report.state = ReportState.FORWARDED
-    report.crm_service_request_id = created.service_request_id
-    report.crm_token = created.token
-    report.updated_at = now
-    report.version += 1
-    after = {"state": report.state, "crm_service_request_id": created.service_request_id, "crm_token": created.token}
-    session.add(ReportEvent(report_id=report.id, actor=SYSTEM_CRM, action="forwarded", before=before, after=after))
+    record_change(
+        session,
+        session.get_one(Report, claimed.report_id),
+        actor=SYSTEM_CRM,
+        action="forwarded",
+        state=ReportState.FORWARDED,
+        crm_service_request_id=created.service_request_id,
+        crm_token=created.token,
+    )
     return OutboxState.SENT
 
 
@@ -129,21 +130,14 @@ def _record_failure(session: Session, claimed: Claimed, error: CRMError, crm: CR
         item.next_attempt_at = now + timedelta(seconds=delay)
         return OutboxState.PENDING
     item.state = OutboxState.DEAD
-    report = session.get_one(Report, claimed.report_id)
-    before = {"state": report.state}
-    report.state = ReportState.CRM_FAILED
-    report.updated_at = now
-    report.version += 1
     why = "out of attempts" if error.retryable else "refused"
-    session.add(
-        ReportEvent(
-            report_id=report.id,
-            actor=SYSTEM_CRM,
-            action="crm_failed",
-            before=before,
-            after={"state": report.state},
-            note=f"{why} after {item.attempts} attempt(s): {error.message}"[:2000],
-        )
+    record_change(
+        session,
+        session.get_one(Report, claimed.report_id),
+        actor=SYSTEM_CRM,
+        action="crm_failed",
+        note=f"{why} after {item.attempts} attempt(s): {error.message}",
+        state=ReportState.CRM_FAILED,
     )
     return OutboxState.DEAD
 
@@ -165,17 +159,6 @@ def retry_dead(engine: Engine, *, item_ids: list[str] | None, actor: str) -> int
             item.state = OutboxState.PENDING
             item.attempts = 0
             item.next_attempt_at = utcnow()
-            session.execute(
-                update(Report)
-                .where(col(Report.id) == item.report_id)
-                .values(state=ReportState.APPROVED, updated_at=utcnow())
-            )
-            session.add(
-                ReportEvent(
-                    report_id=item.report_id,
-                    actor=actor,
-                    action="crm_retry",
-                    after={"state": ReportState.APPROVED},
-                )
-            )
+            report = session.get_one(Report, item.report_id)
+            record_change(session, report, actor=actor, action="crm_retry", state=ReportState.APPROVED)
         return len(items)

@@ -6,21 +6,18 @@ row commit together or not at all.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from crm_client import outbox
-from gateway.db import utcnow
 from gateway.inbox import InboundMessageRow
 from gateway.settings import ChannelConfig, CRMConfig
 from normalizer.pipeline import Draft
+from review_queue.history import record_change, snapshot
 from review_queue.schemas import ReportEdit
 from review_queue.tables import Report, ReportEvent, ReportState
 
 SYSTEM_NORMALIZER = "system:normalizer"
-_AUDITED_FIELDS = ("state", "text_clean", "service_code", "location", "reject_reason")
 
 
 class ReportNotFound(LookupError):
@@ -56,7 +53,7 @@ def create_report(
     )
     session.add(report)
     session.flush()  # the report row must exist before rows that point at it (no ORM relationships here)
-    session.add(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=_snapshot(report)))
+    session.add(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=snapshot(report)))
     if channel is not None and channel.trusted:
         _approve(session, report, actor=SYSTEM_NORMALIZER, crm=crm, note="trusted channel: review skipped")
     return report
@@ -91,19 +88,8 @@ def approve(
 
 def reject(session: Session, *, key: str, actor: str, reason: str, version: int | None = None) -> Report:
     report = _pending(session, key, version)
-    before = _snapshot(report)
-    report.state = ReportState.REJECTED
-    report.reject_reason = reason
-    _touch(report)
-    session.add(
-        ReportEvent(
-            report_id=report.id,
-            actor=actor,
-            action="rejected",
-            before=before,
-            after=_snapshot(report),
-            note=reason,
-        )
+    record_change(
+        session, report, actor=actor, action="rejected", note=reason, state=ReportState.REJECTED, reject_reason=reason
     )
     return report
 
@@ -135,41 +121,12 @@ def _pending(session: Session, key: str, version: int | None) -> Report:
 
 def _apply_edits(session: Session, report: Report, edits: ReportEdit, actor: str) -> None:
     changes = edits.model_dump(exclude_unset=True)
-    if not changes:
-        return
-    before = _snapshot(report)
-    if "text_clean" in changes:
-        report.text_clean = changes["text_clean"]
-    if "service_code" in changes:
-        report.service_code = changes["service_code"]
     if "location" in changes:
-        report.location = edits.location.model_dump(exclude_none=True) if edits.location else None
-    _touch(report)
-    session.add(ReportEvent(report_id=report.id, actor=actor, action="edited", before=before, after=_snapshot(report)))
+        changes["location"] = edits.location.model_dump(exclude_none=True) if edits.location else None
+    if changes:
+        record_change(session, report, actor=actor, action="edited", **changes)
 
 
 def _approve(session: Session, report: Report, *, actor: str, crm: CRMConfig, note: str | None = None) -> None:
-    before = _snapshot(report)
-    report.state = ReportState.APPROVED
-    _touch(report)
-    session.add(report)
+    record_change(session, report, actor=actor, action="approved", note=note, state=ReportState.APPROVED)
     outbox.enqueue(session, report=report, crm=crm)
-    session.add(
-        ReportEvent(
-            report_id=report.id,
-            actor=actor,
-            action="approved",
-            before=before,
-            after=_snapshot(report),
-            note=note,
-        )
-    )
-
-
-def _touch(report: Report) -> None:
-    report.version += 1
-    report.updated_at = utcnow()
-
-
-def _snapshot(report: Report) -> dict[str, Any]:
-    return {name: getattr(report, name) for name in _AUDITED_FIELDS}
