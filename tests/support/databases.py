@@ -18,7 +18,7 @@ from gateway.db import make_engine
 #: The PostgreSQL server the suite uses; trust auth on this machine. Override to point elsewhere.
 ADMIN_URL = os.environ.get("KANAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 #: CI sets this so an unreachable PostgreSQL fails the run instead of skipping its tests.
-REQUIRE_POSTGRES = os.environ.get("KANAL_REQUIRE_POSTGRES") == "1"
+REQUIRE_POSTGRES = os.environ.get("KANAL_TEST_REQUIRE_POSTGRES") == "1"
 
 
 def _conninfo(url: str) -> str:
@@ -48,7 +48,7 @@ class PostgresTemplates:
                 f"({self._unreachable}); start it or set KANAL_TEST_POSTGRES_URL"
             )
             if REQUIRE_POSTGRES:
-                pytest.fail(message + " [KANAL_REQUIRE_POSTGRES=1]")
+                pytest.fail(message + " [KANAL_TEST_REQUIRE_POSTGRES=1]")
             pytest.skip(message)
 
     def _admin(self) -> psycopg.Connection:

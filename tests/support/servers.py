@@ -90,7 +90,9 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
-        env = {**os.environ, "KANAL_CONFIG_DIR": str(self.config_dir)}
+        # Only the config folder speaks: a KANAL_* variable of the test run must not reconfigure the child.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KANAL_")}
+        env["KANAL_CONFIG_DIR"] = str(self.config_dir)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "run", "--port", str(self.port)],
