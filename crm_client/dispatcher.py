@@ -12,6 +12,7 @@ from crm_client.errors import CRMError
 from crm_client.open311 import Created, Open311Client
 from gateway import metrics
 from gateway.settings import CRMConfig
+from gateway.write_queue import WriteQueue
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class Dispatcher:
     def __init__(
         self,
         engine: Engine,
+        writes: WriteQueue,
         client: Open311Client,
         crm: CRMConfig,
         counters: metrics.Counters,
@@ -31,6 +33,7 @@ class Dispatcher:
         lease_seconds: float,
     ) -> None:
         self._engine = engine
+        self._writes = writes
         self._client = client
         self._crm = crm
         self._counters = counters
@@ -41,14 +44,15 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Send what is due now and record the answers; return how many items were attempted."""
-        claimed = await asyncio.to_thread(outbox.claim_due, self._engine, limit=self._batch, lease_seconds=self._lease)
+        claimed = await self._writes.run(
+            lambda: outbox.claim_due(self._engine, limit=self._batch, lease_seconds=self._lease)
+        )
         if not claimed:
             return 0
         self._in_flight.update(item.id for item in claimed)
         outcomes = await asyncio.gather(*(self._send(item) for item in claimed))
-        states = await asyncio.to_thread(
-            outbox.record_outcomes, self._engine, list(zip(claimed, outcomes, strict=True)), self._crm
-        )
+        answered = list(zip(claimed, outcomes, strict=True))
+        states = await self._writes.run(lambda: outbox.record_outcomes(self._engine, answered, self._crm))
         self._in_flight.clear()
         for item, outcome, state in zip(claimed, outcomes, states, strict=True):
             result = {"sent": "sent", "pending": "retry"}.get(state, "dead")

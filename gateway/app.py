@@ -43,6 +43,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
         finally:
             await runtime.writer.stop()
             await workers.stop()
+            runtime.writes.shutdown()
             runtime.engine.dispose()
 
     app = FastAPI(

@@ -15,7 +15,8 @@ from review_queue.auth import admin_for_token
 from review_queue.tables import AdminRole, AdminUser
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop on every delivery.
     runtime: Runtime = request.app.state.kanal
     return runtime
 

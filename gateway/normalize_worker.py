@@ -1,18 +1,24 @@
-"""Takes new inbox rows and turns each into exactly one report through the normalizer pipeline."""
+"""Takes new inbox rows and turns each into exactly one report through the normalizer pipeline.
+
+The pipeline's work (CPU) and the storing of its results (a write) are separate steps, so that on
+SQLite the single writer is held only for the inserts, never while text is being cleaned.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
-from sqlmodel import col
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters.contract import InboundMessage
-from gateway.db import is_sqlite, write_session
+from gateway.db import read_session, write_session
 from gateway.inbox import InboundMessageRow, MessageState
 from gateway.settings import ChannelConfig, CRMConfig
-from normalizer.pipeline import Pipeline
+from normalizer.pipeline import Draft, Pipeline
 from review_queue import service
 
 log = logging.getLogger(__name__)
@@ -21,7 +27,91 @@ log = logging.getLogger(__name__)
 MAX_NORMALIZE_ATTEMPTS = 5
 
 
-def normalize_batch(
+@dataclass(frozen=True)
+class Outcome:
+    """The pipeline's result for one inbox row: a draft, or the error that stopped it."""
+
+    row_id: str
+    draft: Draft | None
+    error: str | None = None
+
+
+def _new_rows(limit: int) -> SelectOfScalar[InboundMessageRow]:
+    return (
+        select(InboundMessageRow)
+        .where(col(InboundMessageRow.state) == MessageState.NEW)
+        .order_by(col(InboundMessageRow.received_at))
+        .limit(limit)
+    )
+
+
+def read_new(engine: Engine, *, limit: int) -> list[InboundMessageRow]:
+    """The oldest new rows, read without taking any lock (SQLite: the single writer claims at store)."""
+    with read_session(engine) as session:
+        return list(session.exec(_new_rows(limit)))
+
+
+def run_pipeline(
+    rows: Sequence[InboundMessageRow], pipeline: Pipeline, channels: Mapping[str, ChannelConfig]
+) -> list[Outcome]:
+    """Pure CPU: no database. A row the pipeline chokes on gets its error, the others go on."""
+    outcomes = []
+    for row in rows:
+        channel = channels.get(row.channel_id)
+        try:
+            message = InboundMessage.model_validate(row.message)
+            draft = pipeline.run(
+                message, channel_id=row.channel_id, service_code=channel.service_code if channel else None
+            )
+        except Exception as exc:
+            log.exception("normalizer: message %s (%s) failed", row.id, row.channel_id)
+            outcomes.append(Outcome(row.id, None, f"{type(exc).__name__}: {exc}"[:2000]))
+            continue
+        outcomes.append(Outcome(row.id, draft))
+    return outcomes
+
+
+def store(
+    session: Session,
+    outcomes: Sequence[Outcome],
+    *,
+    channels: Mapping[str, ChannelConfig],
+    crm: CRMConfig,
+    worker_id: str,
+) -> int:
+    """Write the outcomes for rows that are still new; return how many reports were created.
+
+    Re-reading the rows' state inside the writing transaction is what makes this safe when another
+    worker got there first: a row no longer `new` is left alone.
+    """
+    ids = [o.row_id for o in outcomes]
+    rows = {
+        row.id: row
+        for row in session.exec(
+            select(InboundMessageRow).where(
+                col(InboundMessageRow.id).in_(ids), col(InboundMessageRow.state) == MessageState.NEW
+            )
+        )
+    }
+    drafts: list[tuple[InboundMessageRow, Draft]] = []
+    for outcome in outcomes:
+        row = rows.get(outcome.row_id)
+        if row is None:
+            continue
+        row.attempts += 1
+        row.processed_by = worker_id
+        if outcome.draft is None:
+            row.last_error = outcome.error
+            if row.attempts >= MAX_NORMALIZE_ATTEMPTS:
+                row.state = MessageState.FAILED
+            continue
+        row.state = MessageState.NORMALIZED
+        drafts.append((row, outcome.draft))
+    service.create_reports(session, drafts, channels=channels, crm=crm)
+    return len(drafts)
+
+
+def claim_normalize_store(
     engine: Engine,
     pipeline: Pipeline,
     *,
@@ -30,39 +120,30 @@ def normalize_batch(
     worker_id: str,
     limit: int,
 ) -> int:
-    """Normalise up to `limit` new messages in one transaction; return how many were taken.
-
-    The rows stay locked (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the single writer) until the
-    reports are committed, so two workers never take the same message and a crash leaves it `new`.
-    """
+    """PostgreSQL: one transaction that locks the rows it takes (`FOR UPDATE SKIP LOCKED`), so several
+    processes share the inbox without ever taking the same message; a crash leaves them `new`."""
     with write_session(engine) as session:
-        query = (
-            select(InboundMessageRow)
-            .where(col(InboundMessageRow.state) == MessageState.NEW)
-            .order_by(col(InboundMessageRow.received_at))
-            .limit(limit)
-        )
-        if not is_sqlite(engine):
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.execute(query).scalars())
-        for row in rows:
-            row.attempts += 1
-            row.processed_by = worker_id
-            channel = channels.get(row.channel_id)
-            try:
-                with session.begin_nested():
-                    message = InboundMessage.model_validate(row.message)
-                    draft = pipeline.run(
-                        message,
-                        channel_id=row.channel_id,
-                        service_code=channel.service_code if channel else None,
-                    )
-                    service.create_report(session, message_row=row, draft=draft, channel=channel, crm=crm)
-            except Exception as exc:
-                log.exception("normalizer: message %s (%s) failed, attempt %d", row.id, row.channel_id, row.attempts)
-                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                if row.attempts >= MAX_NORMALIZE_ATTEMPTS:
-                    row.state = MessageState.FAILED
-                continue
-            row.state = MessageState.NORMALIZED
+        rows = list(session.exec(_new_rows(limit).with_for_update(skip_locked=True)))
+        outcomes = run_pipeline(rows, pipeline, channels)
+        store(session, outcomes, channels=channels, crm=crm, worker_id=worker_id)
         return len(rows)
+
+
+def store_each(
+    engine: Engine,
+    outcomes: Sequence[Outcome],
+    *,
+    channels: Mapping[str, ChannelConfig],
+    crm: CRMConfig,
+    worker_id: str,
+) -> None:
+    """After a batch failed to store: one transaction per row, so one bad row cannot hold up the rest."""
+    for outcome in outcomes:
+        try:
+            with write_session(engine) as session:
+                store(session, [outcome], channels=channels, crm=crm, worker_id=worker_id)
+        except Exception as exc:
+            log.exception("normalizer: could not store the report for message %s", outcome.row_id)
+            failed = Outcome(outcome.row_id, None, f"storing failed: {type(exc).__name__}: {exc}"[:2000])
+            with write_session(engine) as session:
+                store(session, [failed], channels=channels, crm=crm, worker_id=worker_id)

@@ -18,6 +18,7 @@ from gateway.inbox_writer import InboxWriter
 from gateway.ingest import Ingestor
 from gateway.plugins import Channel, build_channels, get_plugin_manager
 from gateway.settings import ConfigError, KanalSettings
+from gateway.write_queue import WriteQueue
 from normalizer.pipeline import Pipeline, default_pipeline
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: KanalSettings
     engine: Engine
+    #: Every write transaction of this process goes through here (one thread on SQLite).
+    writes: WriteQueue
     plugins: pluggy.PluginManager
     channels: dict[str, Channel]
     counters: metrics.Counters
@@ -52,10 +55,12 @@ def build_runtime(settings: KanalSettings, *, on_stored: Callable[[], None] | No
     channels = build_channels(settings, plugins)
     engine = make_engine(settings.database_url)
     counters = metrics.new_counters()
-    writer = InboxWriter(engine, max_batch=settings.ingest.max_batch, on_stored=on_stored or (lambda: None))
+    writes = WriteQueue(engine)
+    writer = InboxWriter(engine, writes, max_batch=settings.ingest.max_batch, on_stored=on_stored or (lambda: None))
     return Runtime(
         settings=settings,
         engine=engine,
+        writes=writes,
         plugins=plugins,
         channels=channels,
         counters=counters,

@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from crm_client.dispatcher import Dispatcher
 from crm_client.open311 import Open311Client
 from gateway import metrics
-from gateway.normalize_worker import normalize_batch
+from gateway import normalize_worker as normalizing
+from gateway.db import write_session
 from gateway.runtime import Runtime
+from gateway.settings import ChannelConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Workers:
         self._client = Open311Client(rt.settings.crm)
         self._dispatcher = dispatcher = Dispatcher(
             rt.engine,
+            rt.writes,
             self._client,
             rt.settings.crm,
             rt.counters,
@@ -66,24 +69,46 @@ class Workers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._dispatcher is not None:
-            await asyncio.to_thread(self._dispatcher.release_in_flight)
+            await self._runtime.writes.run(self._dispatcher.release_in_flight)
         if self._client is not None:
             await self._client.aclose()
 
     async def _normalize_once(self) -> int:
         rt = self._runtime
-        taken = await asyncio.to_thread(
-            normalize_batch,
-            rt.engine,
-            rt.pipeline,
-            channels={cid: ch.config for cid, ch in rt.channels.items()},
-            crm=rt.settings.crm,
-            worker_id=rt.worker_id,
-            limit=rt.settings.workers.normalize_batch,
-        )
+        channels = {cid: ch.config for cid, ch in rt.channels.items()}
+        crm, worker_id, limit = rt.settings.crm, rt.worker_id, rt.settings.workers.normalize_batch
+        if not rt.writes.serial:
+            taken = await asyncio.to_thread(
+                normalizing.claim_normalize_store,
+                rt.engine,
+                rt.pipeline,
+                channels=channels,
+                crm=crm,
+                worker_id=worker_id,
+                limit=limit,
+            )
+        else:
+            # SQLite: read and run the pipeline outside the single writer; only the inserts take it.
+            rows = await asyncio.to_thread(normalizing.read_new, rt.engine, limit=limit)
+            if not rows:
+                return 0
+            outcomes = await asyncio.to_thread(normalizing.run_pipeline, rows, rt.pipeline, channels)
+            try:
+                await rt.writes.run(lambda: self._store(outcomes, channels))
+            except Exception:
+                log.exception("normalizer: storing a batch of %d failed; storing one by one", len(outcomes))
+                await rt.writes.run(
+                    lambda: normalizing.store_each(rt.engine, outcomes, channels=channels, crm=crm, worker_id=worker_id)
+                )
+            taken = len(rows)
         if taken:
             rt.counters.inc(metrics.NORMALIZED, taken)
         return taken
+
+    def _store(self, outcomes: list[normalizing.Outcome], channels: dict[str, ChannelConfig]) -> int:
+        rt = self._runtime
+        with write_session(rt.engine) as session:
+            return normalizing.store(session, outcomes, channels=channels, crm=rt.settings.crm, worker_id=rt.worker_id)
 
     async def _loop(self, name: str, round_: Callable[[], Awaitable[int]], wake: asyncio.Event) -> None:
         interval = self._runtime.settings.workers.poll_interval_seconds

@@ -143,7 +143,7 @@ async def _act(runtime: RuntimeDep, action: Callable[[Session], Report]) -> Repo
             return ReportPublic.model_validate(action(session))
 
     try:
-        return await asyncio.to_thread(run)
+        return await runtime.writes.run(run)
     except service.ReportNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
     except service.ReportConflict as exc:

@@ -6,6 +6,8 @@ row commit together or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -28,19 +30,30 @@ class ReportConflict(Exception):
     """The report changed under the caller (another admin acted first); nothing was applied."""
 
 
-def create_report(
+def create_reports(
     session: Session,
+    drafts: Sequence[tuple[InboundMessageRow, Draft]],
     *,
-    message_row: InboundMessageRow,
-    draft: Draft,
-    channel: ChannelConfig | None,
+    channels: Mapping[str, ChannelConfig],
     crm: CRMConfig,
-) -> Report:
-    """Store the normalizer's draft as a report; a trusted channel's report is approved at once."""
-    report = Report(
-        ticket_code=message_row.ticket_code,
-        channel_id=message_row.channel_id,
-        inbound_message_id=message_row.id,
+) -> list[Report]:
+    """Store the normalizer's drafts as reports; a trusted channel's report is approved at once."""
+    reports = [_report_from(row, draft) for row, draft in drafts]
+    session.add_all(reports)
+    session.flush()  # report rows must exist before the rows that point at them (no ORM relationships here)
+    for report in reports:
+        session.add(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=snapshot(report)))
+        channel = channels.get(report.channel_id)
+        if channel is not None and channel.trusted:
+            _approve(session, report, actor=SYSTEM_NORMALIZER, crm=crm, note="trusted channel: review skipped")
+    return reports
+
+
+def _report_from(row: InboundMessageRow, draft: Draft) -> Report:
+    return Report(
+        ticket_code=row.ticket_code,
+        channel_id=row.channel_id,
+        inbound_message_id=row.id,
         text_original=draft.original.text,
         text_clean=draft.text,
         completeness=draft.completeness,
@@ -51,12 +64,6 @@ def create_report(
         service_code=draft.service_code,
         decisions=[d.model_dump() for d in draft.decisions],
     )
-    session.add(report)
-    session.flush()  # the report row must exist before rows that point at it (no ORM relationships here)
-    session.add(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=snapshot(report)))
-    if channel is not None and channel.trusted:
-        _approve(session, report, actor=SYSTEM_NORMALIZER, crm=crm, note="trusted channel: review skipped")
-    return report
 
 
 def get_report(session: Session, key: str, *, for_update: bool = False) -> Report:
