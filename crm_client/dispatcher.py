@@ -42,11 +42,11 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._in_flight: set[str] = set()
 
-    async def run_once(self) -> int:
-        """Send what is due now and record the answers; return how many items were attempted."""
-        claimed = await self._writes.run(
-            lambda: outbox.claim_due(self._engine, limit=self._batch, lease_seconds=self._lease)
-        )
+    async def run_once(self, *, limit: int | None = None) -> int:
+        """Send what is due now (at most `limit`, default the configured batch) and record the answers;
+        return how many items were attempted."""
+        batch = min(limit or self._batch, self._batch)
+        claimed = await self._writes.run(lambda: outbox.claim_due(self._engine, limit=batch, lease_seconds=self._lease))
         if not claimed:
             return 0
         self._in_flight.update(item.id for item in claimed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,8 +11,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 
 from gateway import migrate
+from gateway.db import checkpoint_sqlite, is_sqlite
 from gateway.routes import channels, health, quarantine
 from gateway.runtime import build_runtime
 from gateway.settings import KanalSettings
@@ -18,6 +22,19 @@ from gateway.workers import Workers
 from review_queue import api as review_api
 
 log = logging.getLogger(__name__)
+
+
+#: How often the SQLite write-ahead log is folded into the database file.
+CHECKPOINT_INTERVAL_SECONDS = 2.0
+
+
+async def _checkpoint_forever(engine: Engine) -> None:
+    while True:
+        await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+        try:
+            await asyncio.to_thread(checkpoint_sqlite, engine)
+        except Exception:
+            log.warning("sqlite: checkpoint failed; will try again", exc_info=True)
 
 
 def create_app(settings: KanalSettings) -> FastAPI:
@@ -31,8 +48,13 @@ def create_app(settings: KanalSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(runtime.engine)
         await runtime.writer.start()
+        checkpointer = asyncio.create_task(_checkpoint_forever(runtime.engine)) if is_sqlite(runtime.engine) else None
         if settings.workers.enabled:
             await workers.start()
+        # Everything built so far lives as long as the process. Taking it out of the collector's view keeps
+        # full collections short: measured, they otherwise stalled acknowledgements by over 100 ms (bench/).
+        gc.freeze()
+
         log.info(
             "kanal: %d channel(s) ready: %s",
             len(runtime.channels),
@@ -41,6 +63,8 @@ def create_app(settings: KanalSettings) -> FastAPI:
         try:
             yield
         finally:
+            if checkpointer is not None:
+                checkpointer.cancel()
             await runtime.writer.stop()
             await workers.stop()
             runtime.writes.shutdown()
@@ -54,7 +78,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
     )
     app.state.kanal = runtime
     app.state.workers = workers
-    app.include_router(channels.router)
+    app.add_middleware(channels.ChannelInbound, runtime=runtime)
     app.include_router(review_api.router)
     app.include_router(health.router)
     app.include_router(quarantine.router)

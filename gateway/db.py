@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
@@ -80,6 +80,9 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints run from `checkpoint_sqlite` in the background, not inside a committing writer,
+        # where copying the log into the database would stall every delivery waiting on that commit.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -88,11 +91,24 @@ def _tune_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
 
+def checkpoint_sqlite(engine: Engine) -> None:
+    """Copy the write-ahead log into the database file without blocking writers (PASSIVE)."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session for one writing transaction: committed on success, rolled back on error."""
     with Session(engine.execution_options(kanal_write=True), expire_on_commit=False) as session, session.begin():
         yield session
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in one writing transaction, for bulk statements that need no ORM objects."""
+    with engine.execution_options(kanal_write=True).begin() as connection:
+        yield connection
 
 
 @contextmanager

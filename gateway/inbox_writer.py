@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from adapters.contract import InboundMessage, StoredOutcome
-from gateway.db import write_session
+from gateway.db import write_connection
 from gateway.ids import new_id, new_ticket_code
 from gateway.inbox import InboundMessageRow, QuarantinedPayload, RawDelivery
 from gateway.write_queue import WriteQueue
@@ -85,6 +86,7 @@ class InboxWriter:
         self._writes = writes
         self._task: asyncio.Task[None] | None = None
         self.batches_committed = 0
+        self._last_active = 0.0  # monotonic time a batch last started or finished
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="kanal-inbox-writer")
@@ -96,6 +98,10 @@ class InboxWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def busy_within(self, seconds: float) -> bool:
+        """Whether deliveries are waiting or were being stored in the last `seconds`."""
+        return not self._queue.empty() or time.monotonic() - self._last_active < seconds
 
     async def store(self, delivery: Delivery) -> list[StoredOutcome]:
         """Return once the delivery's messages are committed (or recognised as already stored)."""
@@ -114,10 +120,11 @@ class InboxWriter:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            self._last_active = time.monotonic()
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._writes.run(functools.partial(self._write, [p.item for p in batch]))
+                results = await self._writes.run(functools.partial(self._write, [p.item for p in batch]), urgent=True)
             except Exception as exc:
                 log.exception("inbox: could not store a batch of %d deliveries", len(batch))
                 error = StorageUnavailable(f"the database refused the write ({type(exc).__name__})")
@@ -131,6 +138,7 @@ class InboxWriter:
                         pending.future.set_result(outcomes)
                 self._on_stored()
             finally:
+                self._last_active = time.monotonic()
                 for _ in batch:
                     self._queue.task_done()
 
@@ -181,17 +189,18 @@ class InboxWriter:
                 first_row.setdefault((item.channel_id, message.external_id), row)
             deliveries.append((raw, rows))
 
-        with write_session(self._engine) as session:
+        # Core, not the ORM: these are plain row inserts, and the ORM's bookkeeping is the bulk of the cost.
+        with write_connection(self._engine) as connection:
             if deliveries:
-                session.execute(
+                connection.execute(
                     RawDelivery.__table__.insert(),  # type: ignore[attr-defined]
                     [raw for raw, _ in deliveries],
                 )
                 unique_rows = list(first_row.values())
-                session.execute(self._insert_ignoring_redeliveries(session.bind.dialect.name), unique_rows)  # type: ignore[union-attr]
+                connection.execute(self._insert_ignoring_redeliveries(connection.dialect.name), unique_rows)
                 stored = {
                     (channel_id, external_id): (row_id, ticket)
-                    for channel_id, external_id, row_id, ticket in session.execute(
+                    for channel_id, external_id, row_id, ticket in connection.execute(
                         select(
                             col(InboundMessageRow.channel_id),
                             col(InboundMessageRow.external_id),
@@ -205,7 +214,7 @@ class InboxWriter:
                     )
                 }
             if quarantined:
-                session.execute(QuarantinedPayload.__table__.insert(), quarantined)  # type: ignore[attr-defined]
+                connection.execute(QuarantinedPayload.__table__.insert(), quarantined)  # type: ignore[attr-defined]
 
             results: list[list[StoredOutcome]] = []
             redeliveries: dict[tuple[str, str], int] = {}
@@ -228,7 +237,7 @@ class InboxWriter:
                     useless_deliveries.append(raw["id"])
                 results.append(outcomes)
             for (channel_id, external_id), count in redeliveries.items():
-                session.execute(
+                connection.execute(
                     update(InboundMessageRow)
                     .where(
                         col(InboundMessageRow.channel_id) == channel_id,
@@ -238,7 +247,7 @@ class InboxWriter:
                 )
             if useless_deliveries:
                 # A redelivery adds nothing the first copy did not hold: keep the count, not the bytes.
-                session.execute(delete(RawDelivery).where(col(RawDelivery.id).in_(useless_deliveries)))
+                connection.execute(delete(RawDelivery).where(col(RawDelivery.id).in_(useless_deliveries)))
         return results
 
     @staticmethod

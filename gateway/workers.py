@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from crm_client.dispatcher import Dispatcher
@@ -23,6 +24,13 @@ log = logging.getLogger(__name__)
 
 #: After an unexpected error a loop pauses this long, so a broken database is not hammered.
 ERROR_PAUSE_SECONDS = 2.0
+#: Channels waiting for an acknowledgement come first: while deliveries stream in, a background round
+#: waits for a pause this long in them, but never longer than MAX_DEFER_SECONDS, so it cannot starve.
+QUIET_SECONDS = 0.02
+MAX_DEFER_SECONDS = 1.0
+#: A round that goes ahead while deliveries are still streaming in takes only this many items, so
+#: the acknowledgements queued behind it wait milliseconds, not the length of a full batch.
+BUSY_ROUND_ITEMS = 16
 
 
 class Workers:
@@ -73,10 +81,11 @@ class Workers:
         if self._client is not None:
             await self._client.aclose()
 
-    async def _normalize_once(self) -> int:
+    async def _normalize_once(self, *, limit: int | None = None) -> int:
         rt = self._runtime
         channels = {cid: ch.config for cid, ch in rt.channels.items()}
-        crm, worker_id, limit = rt.settings.crm, rt.worker_id, rt.settings.workers.normalize_batch
+        crm, worker_id = rt.settings.crm, rt.worker_id
+        limit = min(limit or rt.settings.workers.normalize_batch, rt.settings.workers.normalize_batch)
         if not rt.writes.serial:
             taken = await asyncio.to_thread(
                 normalizing.claim_normalize_store,
@@ -110,12 +119,22 @@ class Workers:
         with write_session(rt.engine) as session:
             return normalizing.store(session, outcomes, channels=channels, crm=rt.settings.crm, worker_id=rt.worker_id)
 
-    async def _loop(self, name: str, round_: Callable[[], Awaitable[int]], wake: asyncio.Event) -> None:
+    async def _yield_to_ingest(self) -> bool:
+        """Wait for a pause in incoming deliveries; return True if there was none (a small round is due)."""
+        deadline = time.monotonic() + MAX_DEFER_SECONDS
+        while self._runtime.writer.busy_within(QUIET_SECONDS):
+            if time.monotonic() >= deadline:
+                return True
+            await asyncio.sleep(QUIET_SECONDS)
+        return False
+
+    async def _loop(self, name: str, round_: Callable[..., Awaitable[int]], wake: asyncio.Event) -> None:
         interval = self._runtime.settings.workers.poll_interval_seconds
         while True:
             try:
                 wake.clear()
-                done = await round_()
+                busy = await self._yield_to_ingest()
+                done = await round_(limit=BUSY_ROUND_ITEMS if busy else None)
                 self._runtime.beat(name)
             except asyncio.CancelledError:
                 raise

@@ -143,7 +143,7 @@ async def _act(runtime: RuntimeDep, action: Callable[[Session], Report]) -> Repo
             return ReportPublic.model_validate(action(session))
 
     try:
-        return await runtime.writes.run(run)
+        return await runtime.writes.run(run, urgent=True)  # an admin is waiting on this answer
     except service.ReportNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
     except service.ReportConflict as exc:
