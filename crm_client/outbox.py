@@ -88,6 +88,9 @@ def record_outcomes(engine: Engine, outcomes: list[tuple[Claimed, Created | CRME
     """
     now = utcnow()
     with write_session(engine) as session:
+        # Load the round's rows in two queries; the get_one calls below are then answered from the session.
+        session.execute(select(OutboxItem).where(col(OutboxItem.id).in_([c.id for c, _ in outcomes]))).all()
+        session.execute(select(Report).where(col(Report.id).in_([c.report_id for c, _ in outcomes]))).all()
         return [
             _record_sent(session, claimed, outcome, now)
             if isinstance(outcome, Created)

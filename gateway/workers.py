@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 ERROR_PAUSE_SECONDS = 2.0
 #: Channels waiting for an acknowledgement come first: while deliveries stream in, a background round
 #: waits for a pause this long in them, but never longer than MAX_DEFER_SECONDS, so it cannot starve.
-QUIET_SECONDS = 0.02
+QUIET_SECONDS = 0.25
 MAX_DEFER_SECONDS = 1.0
 #: A round that goes ahead while deliveries are still streaming in takes only this many items, so
 #: the acknowledgements queued behind it wait milliseconds, not the length of a full batch.
