@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-workers", action="store_true", help="web only; another process runs the workers")
     run.set_defaults(handler=_run)
 
+    worker = sub.add_parser("worker", help="run the normalizer and CRM dispatcher only (PostgreSQL deployments)")
+    worker.set_defaults(handler=_worker)
+
     sub.add_parser("crm-sim", help="serve the reference Open311 CRM (see `kanal crm-sim --help`)")
 
     demo = sub.add_parser("demo", help="reference CRM + gateway + a demo admin + sample complaints")
@@ -106,6 +109,23 @@ def _run(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+    return 0
+
+
+def _worker(_args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.worker_process import run_workers
+
+    settings = _settings()
+    if settings.database_url.startswith("sqlite"):
+        print(
+            "kanal: `kanal worker` shares the database with other processes; that needs PostgreSQL. "
+            "On SQLite, `kanal run` already runs the workers.",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(run_workers(settings))
     return 0
 
 

@@ -21,7 +21,7 @@ from review_queue.tables import Report
 from tests.conftest import base_settings
 from tests.support.api_client import signed_headers
 from tests.support.databases import PostgresTemplates
-from tests.support.servers import GatewayProcess, wait_until, write_config
+from tests.support.servers import GatewayProcess, WorkerProcess, wait_until, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -137,3 +137,29 @@ def test_two_processes_on_one_postgresql_process_each_message_once(
     assert len(reports) == total and {r.state for r in reports} == {"forwarded"}
     assert httpx.get(f"{crm.base_url}_sim/stats").json()["requests"] == total
     assert len({r.crm_service_request_id for r in reports}) == total
+
+
+def test_web_only_and_worker_processes_share_postgresql(postgres_url: str, crm: RunningCRMSim, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config", base_settings(postgres_url, crm.base_url))
+    web = GatewayProcess(config, no_workers=True).start()
+    worker = WorkerProcess(config)
+    try:
+        for n in range(20):
+            body = _body(n)
+            answer = httpx.post(f"{web.url}/channels/api:trusted/inbound", content=body, headers=signed_headers(body))
+            assert answer.status_code == 200
+        rows, reports = _rows(postgres_url)
+        assert len(rows) == 20 and reports == [], "a web-only process stores deliveries and does nothing else"
+        worker.start()
+        wait_until(
+            lambda: httpx.get(f"{crm.base_url}_sim/stats").json()["requests"] == 20,
+            timeout=60,
+            interval=0.2,
+            what="the worker to forward all 20",
+        )
+    finally:
+        web.stop()
+        assert worker.stop() == 0, "the worker stops cleanly on SIGTERM"
+    rows, reports = _rows(postgres_url)
+    assert {r.state for r in reports} == {"forwarded"} and len(reports) == 20
+    assert {r.processed_by for r in rows} == {rows[0].processed_by} and str(worker.process.pid) in rows[0].processed_by  # type: ignore[union-attr]

@@ -120,3 +120,17 @@ def test_channel_errors_name_the_file_that_declared_the_channel(tmp_path: Path) 
     with pytest.raises(ConfigError) as error:
         build_channels(load_settings(folder, environ={}), get_plugin_manager())
     assert str(error.value).startswith(f"{folder / 'kanal.yaml'}: channels.api:x.settings.secret: Field required")
+
+
+def test_kanal_worker_refuses_sqlite_and_says_what_to_do_instead(tmp_path: Path) -> None:
+    folder = _config(tmp_path, f"database_url: sqlite:///{tmp_path}/k.sqlite3\nsecret_key: {'k' * 32}\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KANAL_")}, "KANAL_CONFIG_DIR": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "worker"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "needs PostgreSQL" in done.stderr and "kanal run" in done.stderr

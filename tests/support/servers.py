@@ -82,8 +82,11 @@ def write_config(folder: Path, settings: dict[str, Any]) -> Path:
 class GatewayProcess:
     """`kanal run` as a child process with its own config folder; can be SIGKILLed and started again."""
 
-    def __init__(self, config_dir: Path, *, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self, config_dir: Path, *, port: int | None = None, log_path: Path | None = None, no_workers: bool = False
+    ) -> None:
         self.config_dir = config_dir
+        self.no_workers = no_workers
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or config_dir / f"gateway-{self.port}.log"
@@ -95,7 +98,8 @@ class GatewayProcess:
         env["KANAL_CONFIG_DIR"] = str(self.config_dir)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--port", str(self.port)],
+            [sys.executable, "-m", "gateway.cli", "run", "--port", str(self.port)]
+            + (["--no-workers"] if self.no_workers else []),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -126,3 +130,40 @@ class GatewayProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class WorkerProcess:
+    """`kanal worker` as a child process: the normalizer and dispatcher with no web server."""
+
+    READY = "normalizer and dispatcher running"
+
+    def __init__(self, config_dir: Path) -> None:
+        self.config_dir = config_dir
+        self.log_path = config_dir / f"worker-{free_port()}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KANAL_")}
+        env["KANAL_CONFIG_DIR"] = str(self.config_dir)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "worker"],
+            env=env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=self.config_dir,
+        )
+        wait_until(self._ready, timeout=60, what=f"kanal worker (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"kanal worker exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+        return self.READY in self.log_path.read_text()
+
+    def stop(self) -> int | None:
+        """SIGTERM, as a service manager stops it; returns the exit code."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+        return self.process.returncode if self.process else None

@@ -1,0 +1,40 @@
+"""`kanal worker`: the normalizer and the CRM dispatcher without a web server.
+
+With PostgreSQL, web processes (`kanal run --no-workers`) can acknowledge deliveries while worker
+processes do the rest; rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of each may run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from gateway import migrate
+from gateway.runtime import build_runtime
+from gateway.settings import KanalSettings
+from gateway.workers import Workers
+
+log = logging.getLogger(__name__)
+
+
+async def run_workers(settings: KanalSettings) -> None:
+    """Run until SIGINT or SIGTERM; claimed work is handed back on the way out."""
+    runtime = build_runtime(settings)
+    migrate.upgrade(runtime.engine)
+    await runtime.writer.start()
+    workers = Workers(runtime)
+    await workers.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("kanal worker %s: normalizer and dispatcher running; stop with Ctrl-C", runtime.worker_id)
+    try:
+        await stop.wait()
+    finally:
+        await workers.stop()
+        await runtime.writer.stop()
+        runtime.writes.shutdown()
+        runtime.engine.dispose()
+        log.info("kanal worker %s: stopped", runtime.worker_id)
