@@ -54,7 +54,10 @@ class Location(_ChannelText):
 
 
 class MediaRef(_ChannelText):
-    """A photo or file referenced by a message; fetched later, never needed to store the message."""
+    """A photo or file referenced by a message; fetched later, never needed to store the message.
+
+    `url` is the platform's address, or `inline:<name>` for a file inside the delivery (a form upload).
+    """
 
     url: str = Field(max_length=2000)
     content_type: str | None = Field(default=None, max_length=200)
@@ -198,6 +201,14 @@ class Adapter(ABC, Generic[SettingsT]):
     async def send(self, reply: OutboundReply) -> str:
         """Send `reply`; return the platform's id for it. Raise `ChannelUnavailable` on failure."""
         raise NotImplementedError(f"channel type {self.channel_type!r} cannot send replies")
+
+    def inline_attachment(self, request: RawRequest, url: str) -> tuple[str, bytes]:
+        """The content type and bytes of a media ref `inline:<name>`: a file carried in the delivery itself.
+
+        Kanal serves these to admins and the CRM from the stored raw delivery. Raise `LookupError` when
+        the delivery holds no such file.
+        """
+        raise LookupError(f"channel type {self.channel_type!r} carries no inline attachments")
 
     def answer_get(self, request: RawRequest) -> AdapterResponse:
         """Answer `GET` on the channel's route (platform verification challenges, a form page)."""

@@ -68,6 +68,8 @@ FORM_OVERHEAD_BYTES = 512 * KIB
 TOKEN_FIELD = "form_token"  # noqa: S105 (a field name, not a secret)
 HONEYPOT_FIELD = "website"
 PHOTO_FIELD = "photo"
+#: How a stored submission refers to its photo; served back by `inline_attachment`.
+PHOTO_REF = "inline:photo"
 TEXT_FIELDS = ("description", "address", "kelurahan", "kecamatan", "lat", "lng", "name", "phone", "email")
 #: Fields given back to the citizen when the form is shown again after a problem.
 PRESERVED_FIELDS = TEXT_FIELDS
@@ -587,6 +589,19 @@ class WebFormAdapter(Adapter[WebFormSettings]):
             raise PayloadRejected(problem, status_code=422) from None
         return [message]
 
+    def inline_attachment(self, request: RawRequest, url: str) -> tuple[str, bytes]:
+        """The uploaded photo of a stored submission, as its sniffed type and bytes."""
+        if url != PHOTO_REF:
+            raise LookupError(url)
+        try:
+            photo = read_form(request).photo
+        except PayloadRejected:
+            raise LookupError(url) from None
+        sniffed = sniff_image(photo.data) if photo is not None else None
+        if photo is None or sniffed is None:
+            raise LookupError(url)
+        return sniffed[0], photo.data
+
     def _too_large_message(self) -> str:
         return (
             f"Foto terlalu besar (maksimal {format_size(self.settings.max_photo_bytes)}). "
@@ -606,7 +621,7 @@ class WebFormAdapter(Adapter[WebFormSettings]):
             )
         content_type, extension = sniffed
         filename = safe_filename(photo.filename, extension)
-        return [MediaRef(url="inline:photo", content_type=content_type, filename=filename)]
+        return [MediaRef(url=PHOTO_REF, content_type=content_type, filename=filename)]
 
     @staticmethod
     def _description(form: FormData, problems: list[str]) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from gateway import migrate
 from gateway.db import checkpoint_sqlite, is_sqlite
-from gateway.routes import channels, health, quarantine
+from gateway.routes import channels, health, media, quarantine
 from gateway.runtime import build_runtime
 from gateway.settings import KanalSettings
 from gateway.workers import Workers
@@ -82,6 +82,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
     app.include_router(review_api.router)
     app.include_router(health.router)
     app.include_router(quarantine.router)
+    app.include_router(media.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,6 +17,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from adapters.contract import InboundMessage
 from gateway.db import read_session, write_session
 from gateway.inbox import InboundMessageRow, MessageState
+from gateway.media import MediaLinks
 from gateway.settings import ChannelConfig, CRMConfig
 from normalizer.pipeline import Draft, Pipeline
 from review_queue import service
@@ -52,9 +53,12 @@ def read_new(engine: Engine, *, limit: int) -> list[InboundMessageRow]:
 
 
 def run_pipeline(
-    rows: Sequence[InboundMessageRow], pipeline: Pipeline, channels: Mapping[str, ChannelConfig]
+    rows: Sequence[InboundMessageRow], pipeline: Pipeline, channels: Mapping[str, ChannelConfig], media: MediaLinks
 ) -> list[Outcome]:
-    """Pure CPU: no database. A row the pipeline chokes on gets its error, the others go on."""
+    """Pure CPU: no database. A row the pipeline chokes on gets its error, the others go on.
+
+    Files that came inside a delivery get their public address here, so reports only hold fetchable URLs.
+    """
     outcomes = []
     for row in rows:
         channel = channels.get(row.channel_id)
@@ -63,6 +67,7 @@ def run_pipeline(
             draft = pipeline.run(
                 message, channel_id=row.channel_id, service_code=channel.service_code if channel else None
             )
+            draft.media = media.publish(row.id, draft.media)
         except Exception as exc:
             log.exception("normalizer: message %s (%s) failed", row.id, row.channel_id)
             outcomes.append(Outcome(row.id, None, f"{type(exc).__name__}: {exc}"[:2000]))
@@ -116,6 +121,7 @@ def claim_normalize_store(
     pipeline: Pipeline,
     *,
     channels: Mapping[str, ChannelConfig],
+    media: MediaLinks,
     crm: CRMConfig,
     worker_id: str,
     limit: int,
@@ -124,7 +130,7 @@ def claim_normalize_store(
     processes share the inbox without ever taking the same message; a crash leaves them `new`."""
     with write_session(engine) as session:
         rows = list(session.exec(_new_rows(limit).with_for_update(skip_locked=True)))
-        outcomes = run_pipeline(rows, pipeline, channels)
+        outcomes = run_pipeline(rows, pipeline, channels, media)
         store(session, outcomes, channels=channels, crm=crm, worker_id=worker_id)
         return len(rows)
 

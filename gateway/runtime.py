@@ -16,7 +16,8 @@ from gateway import metrics
 from gateway.db import make_engine
 from gateway.inbox_writer import InboxWriter
 from gateway.ingest import Ingestor
-from gateway.plugins import Channel, build_channels, get_plugin_manager
+from gateway.media import MediaLinks
+from gateway.plugins import Channel, build_channels, derive_secret, get_plugin_manager
 from gateway.settings import ConfigError, KanalSettings
 from gateway.write_queue import WriteQueue
 from normalizer.pipeline import Pipeline, default_pipeline
@@ -37,6 +38,7 @@ class Runtime:
     ingestor: Ingestor
     pipeline: Pipeline
     worker_id: str
+    media: MediaLinks
     #: Loop name -> monotonic time of its last completed round, for /healthz.
     heartbeats: dict[str, float] = field(default_factory=dict)
 
@@ -68,4 +70,5 @@ def build_runtime(settings: KanalSettings, *, on_stored: Callable[[], None] | No
         ingestor=Ingestor(writer, counters),
         pipeline=default_pipeline(),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        media=MediaLinks(secret=derive_secret(settings, "media"), public_base_url=settings.public_base_url),
     )

@@ -92,6 +92,7 @@ class Workers:
                 rt.engine,
                 rt.pipeline,
                 channels=channels,
+                media=rt.media,
                 crm=crm,
                 worker_id=worker_id,
                 limit=limit,
@@ -101,7 +102,7 @@ class Workers:
             rows = await asyncio.to_thread(normalizing.read_new, rt.engine, limit=limit)
             if not rows:
                 return 0
-            outcomes = await asyncio.to_thread(normalizing.run_pipeline, rows, rt.pipeline, channels)
+            outcomes = await asyncio.to_thread(normalizing.run_pipeline, rows, rt.pipeline, channels, rt.media)
             try:
                 await rt.writes.run(lambda: self._store(outcomes, channels))
             except Exception:

@@ -188,3 +188,24 @@ def test_refused_deliveries_can_be_inspected_by_a_superadmin_only(
     assert item["channel_id"] == "api:partner" and item["status_code"] == 400
     assert "not valid UTF-8 JSON" in item["reason"] and item["body_preview"] == '{"external_id": "x", "text": '
     assert "x-kanal-signature" in item["headers"]
+
+
+def test_a_photo_uploaded_on_the_form_reaches_the_crm_as_a_fetchable_url(
+    http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str], crm: RunningCRMSim
+) -> None:
+    web = PROFILES["web_form"]
+    assert web.send(http, web.prepare(http, "full.json")).status_code == 200
+    (report,) = wait_for_reports(http, admin_headers, 1)
+    photo_url = report["media"][0]["url"]
+    assert photo_url.startswith(f"{gateway.url}/media/") and report["media"][0]["content_type"] == "image/png"
+    assert approve(http, admin_headers, report["id"]).status_code == 200
+    (forwarded,) = wait_for_reports(http, admin_headers, 1, state="forwarded")
+    (in_crm,) = crm_requests(crm, [forwarded["crm_service_request_id"]])
+    assert in_crm["media_url"] == photo_url
+
+    photo = httpx.get(photo_url)
+    expected = (web.fixtures / "pothole.png").read_bytes()
+    assert photo.status_code == 200 and photo.content == expected
+    assert photo.headers["content-type"] == "image/png" and photo.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(photo_url[:-1] + ("0" if photo_url[-1] != "0" else "1")).status_code == 404, "a forged link"
+    assert httpx.get(photo_url.replace("/0?", "/1?")).status_code == 404
