@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -79,43 +79,40 @@ def write_config(folder: Path, settings: dict[str, Any]) -> Path:
     return folder
 
 
-class GatewayProcess:
-    """`kanal run` as a child process with its own config folder; can be SIGKILLed and started again."""
+class KanalProcess:
+    """A `kanal` command as a child process with its own config folder and log file."""
 
-    def __init__(
-        self, config_dir: Path, *, port: int | None = None, log_path: Path | None = None, no_workers: bool = False
-    ) -> None:
+    def __init__(self, config_dir: Path, command: list[str], log_name: str) -> None:
         self.config_dir = config_dir
-        self.no_workers = no_workers
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path or config_dir / f"gateway-{self.port}.log"
+        self.command = command
+        self.log_path = config_dir / log_name
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> GatewayProcess:
+    def start(self) -> Self:
         # Only the config folder speaks: a KANAL_* variable of the test run must not reconfigure the child.
         env = {k: v for k, v in os.environ.items() if not k.startswith("KANAL_")}
         env["KANAL_CONFIG_DIR"] = str(self.config_dir)
-        log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--port", str(self.port)]
-            + (["--no-workers"] if self.no_workers else []),
+            [sys.executable, "-m", "gateway.cli", *self.command],
             env=env,
-            stdout=log,
+            stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
             cwd=self.config_dir,
         )
-        wait_until(self._ready, timeout=60, what=f"kanal run on port {self.port} (log: {self.log_path})")
+        wait_until(self._ready, timeout=60, what=f"kanal {' '.join(self.command)} (log: {self.log_path})")
         return self
 
     def _ready(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            raise AssertionError(f"kanal run exited with {self.process.returncode}:\n{self.log_path.read_text()}")
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503)
-        except httpx.TransportError:
-            return False
+            raise AssertionError(
+                f"kanal {self.command[0]} exited with {self.process.returncode}:\n{self.log_path.read_text()}"
+            )
+        return self.answers()
+
+    def answers(self) -> bool:
+        """Whether the started process is ready for work."""
+        raise NotImplementedError
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks run, as when the machine or the OOM killer takes the process."""
@@ -123,47 +120,40 @@ class GatewayProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, as a service manager stops it; returns the exit code."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        return self.process.returncode if self.process else None
 
 
-class WorkerProcess:
-    """`kanal worker` as a child process: the normalizer and dispatcher with no web server."""
+class GatewayProcess(KanalProcess):
+    """`kanal run` on a free port; can be SIGKILLed and started again on the same port."""
+
+    def __init__(self, config_dir: Path, *, no_workers: bool = False) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = ["run", "--port", str(self.port)] + (["--no-workers"] if no_workers else [])
+        super().__init__(config_dir, command, f"gateway-{self.port}.log")
+
+    def answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code in (200, 503)
+        except httpx.TransportError:
+            return False
+
+
+class WorkerProcess(KanalProcess):
+    """`kanal worker`: the normalizer and dispatcher with no web server."""
 
     READY = "normalizer and dispatcher running"
 
     def __init__(self, config_dir: Path) -> None:
-        self.config_dir = config_dir
-        self.log_path = config_dir / f"worker-{free_port()}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(config_dir, ["worker"], f"worker-{free_port()}.log")
 
-    def start(self) -> WorkerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KANAL_")}
-        env["KANAL_CONFIG_DIR"] = str(self.config_dir)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "worker"],
-            env=env,
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-            cwd=self.config_dir,
-        )
-        wait_until(self._ready, timeout=60, what=f"kanal worker (log: {self.log_path})")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"kanal worker exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+    def answers(self) -> bool:
         return self.READY in self.log_path.read_text()
-
-    def stop(self) -> int | None:
-        """SIGTERM, as a service manager stops it; returns the exit code."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-        return self.process.returncode if self.process else None
