@@ -38,6 +38,12 @@ class Ingestor:
             headers = {**response.headers, "Retry-After": str(exc.retry_after)}
             throttled = AdapterResponse(429, response.body, response.content_type, headers)
             return self._count(channel, "throttled", throttled)
+        except Exception:
+            # An adapter bug while checking a stranger's request is still the stranger's 4xx, not our 500.
+            log.exception("channel %s: adapter %s failed to verify a delivery", channel.id, channel.config.type)
+            reason = "the delivery could not be verified; it is kept for inspection"
+            await self._quarantine(channel, request, 400, reason, preview_only=True)
+            return self._count(channel, "rejected", adapter.reject(request, 400, reason))
 
         try:
             messages = adapter.parse(request)

@@ -7,8 +7,10 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
+import pytest
 
 from crm_sim.server import RunningCRMSim
 from tests.contract.profiles import PROFILES
@@ -209,3 +211,21 @@ def test_a_photo_uploaded_on_the_form_reaches_the_crm_as_a_fetchable_url(
     assert photo.headers["content-type"] == "image/png" and photo.headers["x-content-type-options"] == "nosniff"
     assert httpx.get(photo_url[:-1] + ("0" if photo_url[-1] != "0" else "1")).status_code == 404, "a forged link"
     assert httpx.get(photo_url.replace("/0?", "/1?")).status_code == 404
+
+
+def test_an_adapter_bug_is_answered_4xx_and_the_payload_kept(
+    settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import plugins
+
+    monkeypatch.setitem(plugins.BUILTIN_PLUGINS, "broken", "tests.support.broken_adapter")
+    settings["channels"]["broken:1"] = {"type": "broken"}
+    with RunningGateway(settings) as gateway, httpx.Client(base_url=gateway.url) as client:
+        url = "/channels/broken:1/inbound"
+        for where in ("verify", "parse"):
+            answer = client.post(url, content=b"Jalan rusak", headers={"X-Break": where})
+            assert answer.status_code == 400, (where, answer.text)
+        assert client.get(url).status_code == 400
+        assert client.post(url, content=b"Jalan rusak").status_code == 200, "the same adapter works otherwise"
+        kept = quarantine_rows(gateway.runtime.engine)
+        assert [q.status_code for q in kept] == [400, 400] and kept[1].body == b"Jalan rusak"

@@ -7,6 +7,7 @@ FastAPI's routing, dependency and exception layers cost more than the work itsel
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -22,8 +23,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+log = logging.getLogger(__name__)
+
 INBOUND_PATH = re.compile(r"^/channels/([^/]+)/inbound/?$")
 _UNKNOWN = AdapterResponse.json({"detail": "no such channel; check the channel id in the URL"}, 404)
+_UNANSWERABLE = AdapterResponse.json({"detail": "this request could not be answered; check its parameters"}, 400)
 _WRONG_METHOD = AdapterResponse.json({"detail": "use GET or POST on a channel's inbound route"}, 405)
 
 
@@ -48,7 +52,11 @@ class ChannelInbound:
             return _UNKNOWN
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if scope["method"] in ("GET", "HEAD"):
-            return channel.adapter.answer_get(_raw(scope, headers, b"", received_at))
+            try:
+                return channel.adapter.answer_get(_raw(scope, headers, b"", received_at))
+            except Exception:
+                log.exception("channel %s: adapter failed to answer a GET", channel_id)
+                return _UNANSWERABLE
         if scope["method"] != "POST":
             return _WRONG_METHOD
         limit = channel.adapter.max_body_bytes
