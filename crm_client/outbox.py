@@ -36,13 +36,18 @@ class Claimed:
     attempts: int
 
 
-def enqueue(session: Session, *, report: Report, crm: CRMConfig) -> OutboxItem:
-    """Add the CRM request for `report` to the outbox, in the caller's transaction."""
-    item = OutboxItem(
+def new_item(report: Report, crm: CRMConfig) -> OutboxItem:
+    """The outbox row for `report` as approved now; the caller stores it in the approval's transaction."""
+    return OutboxItem(
         report_id=report.id,
         idempotency_key=f"kanal-{report.id}-v{report.version}",
         payload=request_fields(report, crm),
     )
+
+
+def enqueue(session: Session, *, report: Report, crm: CRMConfig) -> OutboxItem:
+    """Add the CRM request for `report` to the outbox, in the caller's transaction."""
+    item = new_item(report, crm)
     session.add(item)
     return item
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, case, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -89,31 +90,40 @@ def store(
     Re-reading the rows' state inside the writing transaction is what makes this safe when another
     worker got there first: a row no longer `new` is left alone.
     """
-    ids = [o.row_id for o in outcomes]
-    rows = {
+    connection = session.connection()
+    table = InboundMessageRow.__table__  # type: ignore[attr-defined]
+    still_new = {
         row.id: row
-        for row in session.exec(
-            select(InboundMessageRow).where(
-                col(InboundMessageRow.id).in_(ids), col(InboundMessageRow.state) == MessageState.NEW
+        for row in connection.execute(
+            select(table.c.id, table.c.ticket_code, table.c.channel_id).where(
+                table.c.id.in_([o.row_id for o in outcomes]), table.c.state == MessageState.NEW
             )
         )
     }
-    drafts: list[tuple[InboundMessageRow, Draft]] = []
-    for outcome in outcomes:
-        row = rows.get(outcome.row_id)
-        if row is None:
-            continue
-        row.attempts += 1
-        row.processed_by = worker_id
-        if outcome.draft is None:
-            row.last_error = outcome.error
-            if row.attempts >= MAX_NORMALIZE_ATTEMPTS:
-                row.state = MessageState.FAILED
-            continue
-        row.state = MessageState.NORMALIZED
-        drafts.append((row, outcome.draft))
-    service.create_reports(session, drafts, channels=channels, crm=crm)
-    return len(drafts)
+    drafts: list[tuple[Any, Draft]] = [
+        (still_new[o.row_id], o.draft) for o in outcomes if o.row_id in still_new and o.draft is not None
+    ]
+    failures = [o for o in outcomes if o.row_id in still_new and o.draft is None]
+    if drafts:
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(state=MessageState.NORMALIZED, attempts=table.c.attempts + 1, processed_by=worker_id),
+            [{"row_id": message.id} for message, _ in drafts],
+        )
+    if failures:
+        connection.execute(
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(
+                attempts=table.c.attempts + 1,
+                processed_by=worker_id,
+                last_error=bindparam("error"),
+                state=case((table.c.attempts + 1 >= MAX_NORMALIZE_ATTEMPTS, MessageState.FAILED), else_=table.c.state),
+            ),
+            [{"row_id": o.row_id, "error": o.error} for o in failures],
+        )
+    return service.create_reports(connection, drafts, channels=channels, crm=crm)
 
 
 def claim_normalize_store(
