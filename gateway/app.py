@@ -39,10 +39,9 @@ async def _checkpoint_forever(engine: Engine) -> None:
 
 def create_app(settings: KanalSettings) -> FastAPI:
     """Build the app for `settings`. Configuration errors raise here, before anything listens."""
-    workers_holder: dict[str, Workers] = {}
-    runtime = build_runtime(settings, on_stored=lambda: workers_holder["w"].poke_normalizer())
+    runtime = build_runtime(settings)
     workers = Workers(runtime)
-    workers_holder["w"] = workers
+    runtime.writer.on_stored = workers.poke_normalizer
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -77,15 +77,14 @@ class InboxWriter:
         writes: WriteQueue,
         *,
         max_batch: int,
-        on_stored: Callable[[], None] = lambda: None,
     ) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._on_stored = on_stored
+        #: Called on the event loop after each commit; the app points it at the normalizer's wake-up.
+        self.on_stored: Callable[[], None] = lambda: None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writes = writes
         self._task: asyncio.Task[None] | None = None
-        self.batches_committed = 0
         self._last_active = 0.0  # monotonic time a batch last started or finished
 
     async def start(self) -> None:
@@ -132,11 +131,10 @@ class InboxWriter:
                     if not pending.future.done():
                         pending.future.set_exception(error)
             else:
-                self.batches_committed += 1
                 for pending, outcomes in zip(batch, results, strict=True):
                     if not pending.future.done():
                         pending.future.set_result(outcomes)
-                self._on_stored()
+                self.on_stored()
             finally:
                 self._last_active = time.monotonic()
                 for _ in batch:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from pydantic import ValidationError
 
@@ -35,8 +36,7 @@ class Ingestor:
             return self._count(channel, "rejected", adapter.reject(request, exc.status_code, exc.message))
         except Throttled as exc:
             response = adapter.reject(request, 429, exc.message)
-            headers = {**response.headers, "Retry-After": str(exc.retry_after)}
-            throttled = AdapterResponse(429, response.body, response.content_type, headers)
+            throttled = replace(response, headers={**response.headers, "Retry-After": str(exc.retry_after)})
             return self._count(channel, "throttled", throttled)
         except Exception:
             # An adapter bug while checking a stranger's request is still the stranger's 4xx, not our 500.
@@ -77,9 +77,10 @@ class Ingestor:
         try:
             outcomes = await self._writer.store(delivery)
         except StorageUnavailable as exc:
-            unavailable = AdapterResponse.json({"detail": f"not stored: {exc}; deliver again in a few seconds"}, 503)
-            headers = {"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)}
-            unavailable = AdapterResponse(503, unavailable.body, unavailable.content_type, headers)
+            unavailable = replace(
+                AdapterResponse.json({"detail": f"not stored: {exc}; deliver again in a few seconds"}, 503),
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+            )
             return self._count(channel, "unavailable", unavailable)
         for outcome in outcomes:
             self._counters.inc(

@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, Engine, bindparam, case, update
+from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters.contract import InboundMessage
-from gateway.db import read_session, write_session
+from gateway.db import read_session, write_connection, write_session
 from gateway.inbox import InboundMessageRow, MessageState
 from gateway.media import MediaLinks
 from gateway.settings import ChannelConfig, CRMConfig
@@ -78,7 +78,7 @@ def run_pipeline(
 
 
 def store(
-    session: Session,
+    connection: Connection,
     outcomes: Sequence[Outcome],
     *,
     channels: Mapping[str, ChannelConfig],
@@ -90,7 +90,6 @@ def store(
     Re-reading the rows' state inside the writing transaction is what makes this safe when another
     worker got there first: a row no longer `new` is left alone.
     """
-    connection = session.connection()
     table = InboundMessageRow.__table__  # type: ignore[attr-defined]
     still_new = {
         row.id: row
@@ -141,8 +140,21 @@ def claim_normalize_store(
     with write_session(engine) as session:
         rows = list(session.exec(_new_rows(limit).with_for_update(skip_locked=True)))
         outcomes = run_pipeline(rows, pipeline, channels, media)
-        store(session, outcomes, channels=channels, crm=crm, worker_id=worker_id)
+        store(session.connection(), outcomes, channels=channels, crm=crm, worker_id=worker_id)
         return len(rows)
+
+
+def store_batch(
+    engine: Engine,
+    outcomes: Sequence[Outcome],
+    *,
+    channels: Mapping[str, ChannelConfig],
+    crm: CRMConfig,
+    worker_id: str,
+) -> int:
+    """`store` in a writing transaction of its own (SQLite: run it through the single writer)."""
+    with write_connection(engine) as connection:
+        return store(connection, outcomes, channels=channels, crm=crm, worker_id=worker_id)
 
 
 def store_each(
@@ -156,10 +168,8 @@ def store_each(
     """After a batch failed to store: one transaction per row, so one bad row cannot hold up the rest."""
     for outcome in outcomes:
         try:
-            with write_session(engine) as session:
-                store(session, [outcome], channels=channels, crm=crm, worker_id=worker_id)
+            store_batch(engine, [outcome], channels=channels, crm=crm, worker_id=worker_id)
         except Exception as exc:
             log.exception("normalizer: could not store the report for message %s", outcome.row_id)
             failed = Outcome(outcome.row_id, None, f"storing failed: {type(exc).__name__}: {exc}"[:2000])
-            with write_session(engine) as session:
-                store(session, [failed], channels=channels, crm=crm, worker_id=worker_id)
+            store_batch(engine, [failed], channels=channels, crm=crm, worker_id=worker_id)

@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pluggy
@@ -46,7 +45,7 @@ class Runtime:
         self.heartbeats[loop] = time.monotonic()
 
 
-def build_runtime(settings: KanalSettings, *, on_stored: Callable[[], None] | None = None) -> Runtime:
+def build_runtime(settings: KanalSettings) -> Runtime:
     """Check the configuration and build the pieces; nothing starts running yet."""
     if not settings.secret_key.get_secret_value():
         raise ConfigError(
@@ -58,7 +57,7 @@ def build_runtime(settings: KanalSettings, *, on_stored: Callable[[], None] | No
     engine = make_engine(settings.database_url)
     counters = metrics.new_counters()
     writes = WriteQueue(engine)
-    writer = InboxWriter(engine, writes, max_batch=settings.ingest.max_batch, on_stored=on_stored or (lambda: None))
+    writer = InboxWriter(engine, writes, max_batch=settings.ingest.max_batch)
     return Runtime(
         settings=settings,
         engine=engine,

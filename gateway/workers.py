@@ -16,9 +16,7 @@ from crm_client.dispatcher import Dispatcher
 from crm_client.open311 import Open311Client
 from gateway import metrics
 from gateway import normalize_worker as normalizing
-from gateway.db import write_session
 from gateway.runtime import Runtime
-from gateway.settings import ChannelConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +102,11 @@ class Workers:
                 return 0
             outcomes = await asyncio.to_thread(normalizing.run_pipeline, rows, rt.pipeline, channels, rt.media)
             try:
-                await rt.writes.run(lambda: self._store(outcomes, channels))
+                await rt.writes.run(
+                    lambda: normalizing.store_batch(
+                        rt.engine, outcomes, channels=channels, crm=crm, worker_id=worker_id
+                    )
+                )
             except Exception:
                 log.exception("normalizer: storing a batch of %d failed; storing one by one", len(outcomes))
                 await rt.writes.run(
@@ -114,11 +116,6 @@ class Workers:
         if taken:
             rt.counters.inc(metrics.NORMALIZED, taken)
         return taken
-
-    def _store(self, outcomes: list[normalizing.Outcome], channels: dict[str, ChannelConfig]) -> int:
-        rt = self._runtime
-        with write_session(rt.engine) as session:
-            return normalizing.store(session, outcomes, channels=channels, crm=rt.settings.crm, worker_id=rt.worker_id)
 
     async def _yield_to_ingest(self) -> bool:
         """Wait for a pause in incoming deliveries; return True if there was none (a small round is due)."""

@@ -14,6 +14,7 @@ from sqlmodel import Session, col
 
 from crm_client import outbox
 from crm_client.tables import OutboxItem
+from gateway.ids import canonical_ticket_code
 from gateway.settings import ChannelConfig, CRMConfig
 from normalizer.pipeline import Draft
 from review_queue.history import record_change, snapshot
@@ -99,7 +100,8 @@ def _report_from(message: MessageKey, draft: Draft) -> Report:
 
 def get_report(session: Session, key: str, *, for_update: bool = False) -> Report:
     """Find a report by id or ticket code; raise `ReportNotFound`."""
-    query = select(Report).where((col(Report.id) == key) | (col(Report.ticket_code) == key.upper()))
+    ticket = canonical_ticket_code(key)  # "k7f3o 9q2mx" as typed from an SMS finds K7F3Q-9Q2MX
+    query = select(Report).where((col(Report.id) == key) | (col(Report.ticket_code) == ticket))
     if for_update:
         query = query.with_for_update()
     report = session.execute(query).scalar_one_or_none()

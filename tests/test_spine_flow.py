@@ -229,3 +229,14 @@ def test_an_adapter_bug_is_answered_4xx_and_the_payload_kept(
         assert client.post(url, content=b"Jalan rusak").status_code == 200, "the same adapter works otherwise"
         kept = quarantine_rows(gateway.runtime.engine)
         assert [q.status_code for q in kept] == [400, 400] and kept[1].body == b"Jalan rusak"
+
+
+def test_a_ticket_code_finds_its_report_however_it_was_typed(
+    http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str]
+) -> None:
+    ticket = post_api(http, complaint("cc-typed-1")).json()["accepted"][0]["ticket"]
+    wait_for_reports(http, admin_headers, 1)
+    typed = ticket.lower().replace("-", " ").replace("0", "o").replace("1", "l")
+    found = http.get(f"/api/v1/reports/{typed}", headers=admin_headers)
+    assert found.status_code == 200 and found.json()["ticket_code"] == ticket
+    assert http.get("/api/v1/reports/ZZZZZ-ZZZZZ", headers=admin_headers).status_code == 404
