@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from normalizer.steps.masking import mask_personal_data
 
 from crm_client.errors import CRMError, error_for_status
 from gateway.settings import CRMConfig
@@ -27,21 +28,23 @@ def request_fields(report: Report, crm: CRMConfig) -> dict[str, str]:
     """The form fields for `report`, without the API key (added at send time, never stored)."""
     fields: dict[str, str] = {
         "service_code": report.service_code or crm.default_service_code,
-        "description": f"[{report.ticket_code}] {report.text_clean}"[:DESCRIPTION_LIMIT],
+        # The masked text: NIK, phone numbers and emails in a complaint are not the agency's business.
+        "description": f"[{report.ticket_code}] {report.text_masked}"[:DESCRIPTION_LIMIT],
     }
     location = report.location or {}
     if location.get("lat") is not None and location.get("lng") is not None:
         fields["lat"] = repr(float(location["lat"]))
         fields["long"] = repr(float(location["lng"]))
-    if location.get("address"):
-        fields["address_string"] = str(location["address"])
+    address = (report.place or {}).get("address_text") or location.get("address")
+    if address:
+        fields["address_string"] = mask_personal_data(str(address))[0]
     if "lat" not in fields and "address_string" not in fields:
         # Open311 needs a location; the channel gave none and the admin approved anyway.
         fields["address_string"] = "Lokasi tidak disebutkan (DKI Jakarta)"
     public_media = [m["url"] for m in report.media if str(m.get("url", "")).startswith(("http://", "https://"))]
     if public_media:
         fields["media_url"] = public_media[0]
-    sender = report.sender or {}
+    sender = report.sender if crm.send_reporter_contact and report.sender else {}
     if sender.get("email"):
         fields["email"] = str(sender["email"])
     if sender.get("phone"):

@@ -65,6 +65,22 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(handler=_admin_create)
 
+    normalize = sub.add_parser(
+        "normalize",
+        help="show what Kanal makes of a message: place, category, agency, masking, completeness, reasons",
+    )
+    source = normalize.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="one message")
+    source.add_argument(
+        "--file",
+        help="one message per line (plain text, or JSON with 'text' and optional 'lat'/'lng'); "
+        "prints one JSON result per line; '-' reads standard input",
+    )
+    normalize.add_argument("--lat", type=float, help="latitude sent with --text")
+    normalize.add_argument("--lng", type=float, help="longitude sent with --text")
+    normalize.add_argument("--json", action="store_true", help="machine-readable output for --text")
+    normalize.set_defaults(handler=_normalize)
+
     adapters = sub.add_parser("adapters", help="installed channel types")
     adapters_sub = adapters.add_subparsers(metavar="ACTION")
     listing = adapters_sub.add_parser("list", help="list channel types and the channels using them")
@@ -168,6 +184,14 @@ def _admin_create(args: argparse.Namespace) -> int:
         return 1
     print(f"kanal: created {admin.role} {admin.username!r}; get a token with POST /api/v1/auth/token")
     return 0
+
+
+def _normalize(args: argparse.Namespace) -> int:
+    from gateway.normalize_cli import normalize_file, normalize_text
+
+    if args.file:
+        return normalize_file(args.file)
+    return normalize_text(args.text, lat=args.lat, lng=args.lng, as_json=args.json)
 
 
 def _adapters_list(_args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from gateway.inbox import InboundMessageRow, MessageState
 from gateway.media import MediaLinks
 from gateway.settings import ChannelConfig, CRMConfig
 from normalizer.pipeline import Draft, Pipeline
-from review_queue import service
+from review_queue import intake
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _new_rows(limit: int) -> SelectOfScalar[InboundMessageRow]:
     return (
         select(InboundMessageRow)
         .where(col(InboundMessageRow.state) == MessageState.NEW)
-        .order_by(col(InboundMessageRow.received_at))
+        .order_by(col(InboundMessageRow.received_at), col(InboundMessageRow.id))
         .limit(limit)
     )
 
@@ -94,7 +94,7 @@ def store(
     still_new = {
         row.id: row
         for row in connection.execute(
-            select(table.c.id, table.c.ticket_code, table.c.channel_id).where(
+            select(table.c.id, table.c.ticket_code, table.c.channel_id, table.c.received_at).where(
                 table.c.id.in_([o.row_id for o in outcomes]), table.c.state == MessageState.NEW
             )
         )
@@ -122,7 +122,7 @@ def store(
             ),
             [{"row_id": o.row_id, "error": o.error} for o in failures],
         )
-    return service.create_reports(connection, drafts, channels=channels, crm=crm)
+    return intake.create_reports(connection, drafts, channels=channels, crm=crm)
 
 
 def claim_normalize_store(

@@ -67,7 +67,7 @@ def build_runtime(settings: KanalSettings) -> Runtime:
         counters=counters,
         writer=writer,
         ingestor=Ingestor(writer, counters),
-        pipeline=default_pipeline(),
+        pipeline=default_pipeline(settings.taxonomy),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         media=MediaLinks(secret=derive_secret(settings, "media"), public_base_url=settings.public_base_url),
     )

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from normalizer.taxonomy import Taxonomy, check_references
+
 REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "KANAL_"
 #: Keys whose values are never echoed in error messages.
@@ -59,6 +61,9 @@ class CRMConfig(_Strict):
     max_attempts: int = Field(default=10, ge=1)
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_cap_seconds: float = Field(default=900.0, gt=0)
+    #: Send the reporter's name, phone and email as Open311 requester fields. Off by default: Kanal
+    #: talks to the citizen itself, and personal data goes onward only where a deployment needs it.
+    send_reporter_contact: bool = False
 
 
 class WorkersConfig(_Strict):
@@ -97,6 +102,8 @@ class KanalSettings(_Strict):
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    #: Categories, agencies, units and phrase rules for routing (config/taxonomy.yaml); None: the shipped one.
+    taxonomy: Taxonomy | None = None
     #: Top-level key -> the file or variable that set it, so later checks can name it in errors.
     origins: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
@@ -128,9 +135,13 @@ def load_settings(
         merged[key] = _deep_merge(merged.get(key), value)
         origin[key] = "overrides"
     try:
-        return KanalSettings.model_validate({**merged, "origins": origin})
+        settings = KanalSettings.model_validate({**merged, "origins": origin})
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, origin)) from None
+    if settings.taxonomy is not None and (problems := check_references(settings.taxonomy)):
+        where = origin.get("taxonomy", "configuration")
+        raise ConfigError("\n".join(f"{where}: {key}: {message}" for key, message in problems))
+    return settings
 
 
 def describe_validation_error(

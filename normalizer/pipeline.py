@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.contract import InboundMessage, Location, MediaRef, Sender
+
+if TYPE_CHECKING:
+    from normalizer.taxonomy import Taxonomy
 
 
 class Decision(BaseModel):
@@ -145,9 +148,26 @@ class Pipeline:
         return draft
 
 
-def default_pipeline() -> Pipeline:
-    """The steps Kanal runs unless a deployment says otherwise, in order."""
+def default_pipeline(taxonomy: Taxonomy | None = None) -> Pipeline:
+    """The steps Kanal runs unless a deployment says otherwise, in order.
+
+    Cleanup first (every later step reads its analysis form), then masking, place, routing (the unit
+    depends on the place's kota) and completeness (which reads place and routing). Without a taxonomy,
+    the shipped one; the routing model is trained once per process and taxonomy.
+    """
+    from normalizer.classifier import classifier_for
     from normalizer.steps.completeness import ScoreCompleteness
+    from normalizer.steps.masking import MaskPersonalData
+    from normalizer.steps.place import FindPlace
+    from normalizer.steps.routing import RouteComplaint
     from normalizer.steps.text_cleanup import CleanText
 
-    return Pipeline([CleanText(), ScoreCompleteness()])
+    return Pipeline(
+        [
+            CleanText(),
+            MaskPersonalData(),
+            FindPlace(),
+            RouteComplaint(classifier_for(taxonomy)),
+            ScoreCompleteness(),
+        ]
+    )

@@ -22,9 +22,12 @@ from review_queue.schemas import (
     ApproveRequest,
     EditRequest,
     EventPublic,
+    FollowUpPersonalData,
+    FollowUpPublic,
     RejectRequest,
     ReportEdit,
     ReportPage,
+    ReportPersonalData,
     ReportPublic,
 )
 from review_queue.tables import Report, ReportEvent, ReportState
@@ -96,6 +99,35 @@ def report_history(key: str, session: ReadSessionDep, _admin: AdminDep) -> list[
         .order_by(col(ReportEvent.at), col(ReportEvent.id))
     )
     return [EventPublic.model_validate(e) for e in events.scalars()]
+
+
+@router.get("/reports/{key}/follow-ups", response_model=list[FollowUpPublic])
+def report_follow_ups(key: str, session: ReadSessionDep, _admin: AdminDep) -> list[FollowUpPublic]:
+    """Later messages attached to the report, oldest first, masked like the report."""
+    report = _find(session, key)
+    return [FollowUpPublic.model_validate(f) for f in service.follow_ups(session, report)]
+
+
+@router.get("/reports/{key}/personal-data", response_model=ReportPersonalData)
+async def report_personal_data(key: str, runtime: RuntimeDep, admin: ReviewerDep) -> ReportPersonalData:
+    """The unmasked text and the reporter's contact. Each opening is recorded in the report's history."""
+
+    def run() -> ReportPersonalData:
+        with write_session(runtime.engine) as session:
+            report = service.get_report(session, key)
+            service.record_personal_data_opened(session, report, actor=f"admin:{admin.username}")
+            return ReportPersonalData(
+                ticket_code=report.ticket_code,
+                text_original=report.text_original,
+                text_clean=report.text_clean,
+                sender=report.sender,
+                follow_ups=[FollowUpPersonalData.model_validate(f) for f in service.follow_ups(session, report)],
+            )
+
+    try:
+        return await runtime.writes.run(run, urgent=True)
+    except service.ReportNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
 
 
 @router.post("/reports/{key}/approve", response_model=ReportPublic)

@@ -12,8 +12,11 @@ from review_queue.tables import Report, ReportEvent
 #: The fields an event shows before and after; the rest of a report does not change after creation.
 AUDITED_FIELDS = (
     "state",
-    "text_clean",
+    "text_masked",  # the history is shown to every admin: it holds the masked text, never the original
     "service_code",
+    "category_code",
+    "agency_code",
+    "agency_unit",
     "location",
     "reject_reason",
     "crm_service_request_id",

@@ -5,22 +5,61 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adapters.contract import Location
 
 
+def _masked_contact(value: str) -> str:
+    """Enough of a contact to tell two people apart ("0812****7890"), not enough to reach them."""
+    value = value.strip()
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if len(value) <= 4:
+        return "*" * len(value)
+    return value[:4] + "*" * max(len(value) - 8, 2) + value[-4:] if len(value) > 8 else value[:2] + "***"
+
+
+def masked_sender(sender: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The sender as every admin sees it: name initials, contacts partly hidden, ids kept for follow-ups."""
+    if not sender:
+        return sender
+    shown = dict(sender)
+    if shown.get("name"):
+        shown["name"] = " ".join(part[:1] + "." for part in str(shown["name"]).split())
+    for contact in ("phone", "email"):
+        if shown.get(contact):
+            shown[contact] = _masked_contact(str(shown[contact]))
+    return shown
+
+
 class ReportPublic(BaseModel):
+    """A report as any admin sees it: personal data masked (see `ReportPersonalData` for the rest)."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: str
     ticket_code: str
     channel_id: str
     state: str
+    received_at: datetime
     created_at: datetime
     updated_at: datetime
-    text_original: str
-    text_clean: str
+    #: The cleaned text with NIK, phone numbers and emails replaced by "[NIK]", "[telepon]", "[email]".
+    text: str = Field(validation_alias="text_masked")
+    masked_kinds: list[str]
+    place: dict[str, Any] | None
+    kota_code: str | None
+    kecamatan_code: str | None
+    kelurahan_code: str | None
+    routing: dict[str, Any] | None
+    category_code: str | None
+    agency_code: str | None
+    agency_unit: str | None
+    needs_category_choice: bool
+    duplicate_of: str | None
+    duplicate_score: float | None
     completeness: int
     completeness_missing: list[str]
     sender: dict[str, Any] | None
@@ -32,6 +71,43 @@ class ReportPublic(BaseModel):
     crm_service_request_id: str | None
     crm_token: str | None
     version: int
+
+    @field_validator("sender", mode="before")
+    @classmethod
+    def _mask_sender(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return masked_sender(value)
+
+
+class ReportPersonalData(BaseModel):
+    """What only admins allowed to see personal data open; every opening is recorded in the history."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    ticket_code: str
+    text_original: str
+    text_clean: str
+    sender: dict[str, Any] | None
+    follow_ups: list[FollowUpPersonalData] = Field(default_factory=list)
+
+
+class FollowUpPublic(BaseModel):
+    """A later message attached to the report (it quoted the ticket, replied in the thread, ...)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    ticket_code: str
+    channel_id: str
+    received_at: datetime
+    reason: str
+    text: str = Field(validation_alias="text_masked")
+    media: list[dict[str, Any]]
+
+
+class FollowUpPersonalData(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ticket_code: str
+    text_original: str
 
 
 class ReportPage(BaseModel):

@@ -6,22 +6,16 @@ row commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
-
-from sqlalchemy import Connection, insert, select
+from normalizer.steps.masking import mask_personal_data
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from crm_client import outbox
-from crm_client.tables import OutboxItem
 from gateway.ids import canonical_ticket_code
-from gateway.settings import ChannelConfig, CRMConfig
-from normalizer.pipeline import Draft
-from review_queue.history import record_change, snapshot
+from gateway.settings import CRMConfig
+from review_queue.history import record_change
 from review_queue.schemas import ReportEdit
-from review_queue.tables import Report, ReportEvent, ReportState
-
-SYSTEM_NORMALIZER = "system:normalizer"
+from review_queue.tables import Report, ReportEvent, ReportFollowUp, ReportState
 
 
 class ReportNotFound(LookupError):
@@ -32,72 +26,6 @@ class ReportConflict(Exception):
     """The report changed under the caller (another admin acted first); nothing was applied."""
 
 
-class MessageKey(Protocol):
-    """What a report needs to know of its inbox message."""
-
-    id: str
-    ticket_code: str
-    channel_id: str
-
-
-def create_reports(
-    connection: Connection,
-    drafts: Sequence[tuple[MessageKey, Draft]],
-    *,
-    channels: Mapping[str, ChannelConfig],
-    crm: CRMConfig,
-) -> int:
-    """Store the normalizer's drafts as reports; a trusted channel's report is approved at once.
-
-    Written with bulk statements rather than the ORM's unit of work: this runs for every message, and
-    on SQLite it holds the single writer, so its cost is paid by every acknowledgement queued behind it.
-    """
-    reports: list[Report] = []
-    events: list[ReportEvent] = []
-    outbox_items: list[OutboxItem] = []
-    for message, draft in drafts:
-        report = _report_from(message, draft)
-        created = snapshot(report)
-        events.append(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=created))
-        channel = channels.get(report.channel_id)
-        if channel is not None and channel.trusted:
-            report.state = ReportState.APPROVED
-            report.version += 1
-            events.append(
-                ReportEvent(
-                    report_id=report.id,
-                    actor=SYSTEM_NORMALIZER,
-                    action="approved",
-                    before=created,
-                    after=snapshot(report),
-                    note="trusted channel: review skipped",
-                )
-            )
-            outbox_items.append(outbox.new_item(report, crm))
-        reports.append(report)
-    for model, rows in ((Report, reports), (ReportEvent, events), (OutboxItem, outbox_items)):
-        if rows:
-            connection.execute(insert(model), [row.model_dump() for row in rows])
-    return len(reports)
-
-
-def _report_from(message: MessageKey, draft: Draft) -> Report:
-    return Report(
-        ticket_code=message.ticket_code,
-        channel_id=message.channel_id,
-        inbound_message_id=message.id,
-        text_original=draft.original.text,
-        text_clean=draft.text,
-        completeness=draft.completeness,
-        completeness_missing=draft.missing,
-        sender=draft.sender.model_dump(exclude_none=True) if draft.sender else None,
-        location=draft.location.model_dump(exclude_none=True) if draft.location else None,
-        media=[m.model_dump(exclude_none=True) for m in draft.media],
-        service_code=draft.service_code,
-        decisions=[d.model_dump() for d in draft.decisions],
-    )
-
-
 def get_report(session: Session, key: str, *, for_update: bool = False) -> Report:
     """Find a report by id or ticket code; raise `ReportNotFound`."""
     ticket = canonical_ticket_code(key)  # "k7f3o 9q2mx" as typed from an SMS finds K7F3Q-9Q2MX
@@ -106,8 +34,30 @@ def get_report(session: Session, key: str, *, for_update: bool = False) -> Repor
         query = query.with_for_update()
     report = session.execute(query).scalar_one_or_none()
     if report is None:
+        # A follow-up's ticket finds the report it was attached to.
+        follow_up = select(col(ReportFollowUp.report_id)).where(col(ReportFollowUp.ticket_code) == ticket)
+        query = select(Report).where(col(Report.id).in_(follow_up.scalar_subquery()))
+        if for_update:
+            query = query.with_for_update()
+        report = session.execute(query).scalar_one_or_none()
+    if report is None:
         raise ReportNotFound(key)
     return report
+
+
+def follow_ups(session: Session, report: Report) -> list[ReportFollowUp]:
+    """The messages attached to `report` after it was made, oldest first."""
+    query = (
+        select(ReportFollowUp)
+        .where(col(ReportFollowUp.report_id) == report.id)
+        .order_by(col(ReportFollowUp.received_at), col(ReportFollowUp.inbound_message_id))
+    )
+    return list(session.execute(query).scalars())
+
+
+def record_personal_data_opened(session: Session, report: Report, *, actor: str) -> None:
+    """Who opened the report's unmasked text and contact, and when. The report itself does not change."""
+    session.add(ReportEvent(report_id=report.id, actor=actor, action="personal_data_opened"))
 
 
 def approve(
@@ -163,6 +113,9 @@ def _apply_edits(session: Session, report: Report, edits: ReportEdit, actor: str
     changes = edits.model_dump(exclude_unset=True)
     if "location" in changes:
         changes["location"] = edits.location.model_dump(exclude_none=True) if edits.location else None
+    if "text_clean" in changes:
+        # An admin's correction is masked like the citizen's text: personal data never goes onward.
+        changes["text_masked"], changes["masked_kinds"] = mask_personal_data(changes["text_clean"])
     if changes:
         record_change(session, report, actor=actor, action="edited", **changes)
 

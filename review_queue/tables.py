@@ -31,8 +31,33 @@ class Report(SQLModel, table=True):
     state: str = Field(default=ReportState.PENDING_REVIEW, index=True, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    #: When the citizen's message reached Kanal: the clock for duplicate windows (not the normalizer's run).
+    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    #: Protected: exactly what the citizen wrote, and the cleaned text with personal data still in it.
+    #: Only admins allowed to see personal data open them, and each opening is recorded.
     text_original: str
     text_clean: str
+    #: `text_clean` with NIK, phone numbers, emails... replaced: what admins see by default and what goes onward.
+    text_masked: str = ""
+    masked_kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: The normalizer's place (codes per level, street, RT/RW, precision, evidence); the codes are also
+    #: columns so queues can be filtered by wilayah.
+    place: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    kota_code: str | None = Field(default=None, index=True, max_length=20)
+    kecamatan_code: str | None = Field(default=None, index=True, max_length=20)
+    kelurahan_code: str | None = Field(default=None, index=True, max_length=20)
+    #: The normalizer's category and agency, with confidence, reasons and alternatives.
+    routing: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    category_code: str | None = Field(default=None, index=True, max_length=100)
+    agency_code: str | None = Field(default=None, index=True, max_length=100)
+    agency_unit: str | None = Field(default=None, max_length=300)
+    #: The classifier was not sure: an admin picks the category.
+    needs_category_choice: bool = False
+    #: Another report about the same problem (same place and category, similar text, close in time).
+    duplicate_of: str | None = Field(default=None, index=True, max_length=36)
+    duplicate_score: float | None = None
+    #: The words duplicate detection compares (analysis form, no stop words, no personal data).
+    match_terms: str = ""
     completeness: int = 0  # 0..100
     completeness_missing: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     sender: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -42,7 +67,7 @@ class Report(SQLModel, table=True):
     #: Every decision the normalizer made: step, what it decided, why.
     decisions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     reject_reason: str | None = None
-    crm_service_request_id: str | None = Field(default=None, max_length=200)
+    crm_service_request_id: str | None = Field(default=None, index=True, max_length=200)
     crm_token: str | None = Field(default=None, max_length=200)
     #: Bumped on every change so two admins acting at once cannot both win.
     version: int = 1
@@ -61,6 +86,38 @@ class ReportEvent(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     note: str | None = None
+
+
+class ReportMatchKey(SQLModel, table=True):
+    """A blocking key of a report (same kelurahan and category; same sender; same thread) and when it came.
+
+    Duplicate and follow-up lookups read only the rows of a new message's own keys inside the time
+    window, through the (key, received_at) primary key, so their cost does not grow with history.
+    """
+
+    __tablename__ = "report_match_key"
+
+    key: str = Field(primary_key=True, max_length=80)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime, primary_key=True))
+    report_id: str = Field(primary_key=True, foreign_key="report.id", max_length=36)
+
+
+class ReportFollowUp(SQLModel, table=True):
+    """A later message attached to an earlier report instead of becoming a report of its own."""
+
+    __tablename__ = "report_follow_up"
+
+    inbound_message_id: str = Field(primary_key=True, foreign_key="inbound_message.id", max_length=36)
+    report_id: str = Field(foreign_key="report.id", index=True, max_length=36)
+    #: The ticket code the citizen was given for this message: it finds the report it was attached to.
+    ticket_code: str = Field(unique=True, max_length=11)
+    channel_id: str = Field(max_length=100)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    #: Why it was attached: "ticket reference", "same thread", "same sender".
+    reason: str = Field(max_length=300)
+    text_original: str
+    text_masked: str
+    media: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class AdminRole(StrEnum):

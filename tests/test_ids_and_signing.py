@@ -30,6 +30,13 @@ def test_ticket_codes_avoid_letters_that_are_misread() -> None:
     assert canonical_ticket_code("not a code") == ""
 
 
+def test_every_ticket_code_has_a_digit_in_each_half() -> None:
+    """So a code quoted in lower case with a space still reads as a code, not as two words."""
+    for code in (new_ticket_code() for _ in range(2000)):
+        first, second = code.split("-")
+        assert any(ch.isdigit() for ch in first) and any(ch.isdigit() for ch in second), code
+
+
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 SECRET = b"partner-secret-0123456789"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from typing import Any
 
 import httpx
@@ -34,10 +35,13 @@ def post_api(
 def complaint(
     external_id: str, text: str = "Jalan berlubang besar di depan pasar, sudah dua minggu tidak diperbaiki"
 ) -> dict[str, Any]:
+    # Each complaint comes from its own caller: one caller's messages close together would be one
+    # complaint and its follow-ups (see normalizer/duplicates.py).
+    number = zlib.crc32(external_id.encode()) % 10**8
     return {
         "external_id": external_id,
         "text": text,
-        "sender": {"id": "caller-1", "name": "Budi Santoso", "phone": "081234567890"},
+        "sender": {"id": f"caller-{external_id}", "name": "Budi Santoso", "phone": f"0812{number:08d}"},
         "location": {"lat": -6.1865, "lng": 106.8437, "address": "Jl. Kramat Raya, Senen"},
         "media": [{"url": "https://partner.example/photos/1.jpg", "content_type": "image/jpeg"}],
         "sent_at": "2026-11-27T08:15:00+07:00",

@@ -1,0 +1,203 @@
+"""Duplicates and follow-ups across channels, stored through the normalizer's real path (both engines)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session, col
+
+from adapters.contract import InboundMessage, Location, MediaRef, Sender
+from gateway import migrate
+from gateway.db import make_engine
+from review_queue import service
+from review_queue.tables import Report, ReportEvent, ReportFollowUp
+from tests.support.inbox_rows import normalize_pending, put_message
+
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+KENARI = Location(lat=-6.19356, lng=106.84668)  # inside kelurahan Kenari, Senen, Jakarta Pusat
+
+POTHOLE_TWEET = (
+    "@DKIJakarta jalan berlubang parah di Jl. Kramat Raya depan halte, kel. Kenari kec. Senen, "
+    "bahaya bgt buat motor #JalanRusak"
+)
+POTHOLE_JAKI = "Jalan rusak berlubang besar di Jalan Kramat Raya, Kenari, Senen. Mohon segera diperbaiki."
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _send(engine: Engine, channel_id: str, text: str, *, at: datetime, **fields: Any) -> str:
+    message = InboundMessage(external_id=f"{channel_id}-{at.timestamp()}-{len(text)}", text=text, **fields)
+    return put_message(engine, channel_id, message, received_at=at)
+
+
+def _report(engine: Engine, ticket: str) -> Report:
+    with Session(engine) as session:
+        return service.get_report(session, ticket)
+
+
+def test_a_tweet_and_a_jaki_report_of_one_pothole_are_grouped(engine: Engine) -> None:
+    first = _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0, sender=Sender(handle="warga_senen"))
+    second = _send(
+        engine, "jaki:app", POTHOLE_JAKI, at=T0 + timedelta(hours=5), location=KENARI, sender=Sender(id="jaki-user-77")
+    )
+    assert normalize_pending(engine) == 2
+
+    tweet, jaki = _report(engine, first), _report(engine, second)
+    assert tweet.kelurahan_code == jaki.kelurahan_code == "31.71.04.1002"
+    assert tweet.category_code == jaki.category_code
+    assert tweet.duplicate_of is None
+    assert jaki.duplicate_of == tweet.id
+    reason = next(d for d in jaki.decisions if d["step"] == "duplicates")
+    assert reason["value"] == tweet.ticket_code
+    assert "same street" in reason["reason"]
+
+
+def test_unrelated_reports_in_the_same_kelurahan_are_not_grouped(engine: Engine) -> None:
+    pothole = _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0)
+    rubbish = _send(
+        engine,
+        "jaki:app",
+        "Sampah menumpuk di pinggir Jl. Kramat Raya, kel. Kenari, sudah seminggu tidak diangkut, bau sekali",
+        at=T0 + timedelta(hours=1),
+    )
+    other_street = _send(
+        engine,
+        "email:dki",
+        "Jalan berlubang dalam di Jl. Salemba Tengah, Kelurahan Kenari, Senen. Sudah ada pengendara jatuh.",
+        at=T0 + timedelta(hours=2),
+    )
+    normalize_pending(engine)
+
+    assert _report(engine, rubbish).category_code != _report(engine, pothole).category_code
+    assert _report(engine, rubbish).duplicate_of is None
+    assert _report(engine, other_street).kelurahan_code == _report(engine, pothole).kelurahan_code
+    assert _report(engine, other_street).duplicate_of is None
+
+
+def test_the_same_problem_weeks_later_is_a_new_report(engine: Engine) -> None:
+    _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0)
+    later = _send(engine, "jaki:app", POTHOLE_JAKI, at=T0 + timedelta(days=30), location=KENARI)
+    normalize_pending(engine)
+    assert _report(engine, later).duplicate_of is None
+
+
+def test_an_email_reply_in_the_thread_is_attached_to_its_report(engine: Engine) -> None:
+    first = _send(
+        engine,
+        "email:dki",
+        "Yth. Admin, lampu PJU di Jl. Cikini Raya, Kel. Cikini, Menteng mati sejak seminggu. Mohon diperbaiki.",
+        at=T0,
+        thread_id="<a1@warga.example>",
+        sender=Sender(email="rina@example.id"),
+    )
+    reply = _send(
+        engine,
+        "email:dki",
+        "Terlampir foto lampunya.\n\nPada 2 Nov 2026, Admin menulis:\n> Terima kasih, laporan diterima",
+        at=T0 + timedelta(hours=3),
+        thread_id="<a1@warga.example>",
+        sender=Sender(email="rina@example.id"),
+        media=[MediaRef(url="https://mail.example/photo.jpg", content_type="image/jpeg")],
+    )
+    assert normalize_pending(engine) == 1
+
+    report = _report(engine, first)
+    assert _report(engine, reply).id == report.id  # the reply's ticket finds the report it joined
+    with Session(engine) as session:
+        follow_ups = service.follow_ups(session, report)
+        events = (
+            session.execute(select(ReportEvent.action).where(col(ReportEvent.report_id) == report.id)).scalars().all()
+        )
+    assert [f.ticket_code for f in follow_ups] == [reply]
+    assert "thread" in follow_ups[0].reason
+    assert "follow_up" in events
+
+
+def test_a_message_quoting_a_ticket_is_attached_from_any_channel(engine: Engine) -> None:
+    first = _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0)
+    normalize_pending(engine)
+    typed = first.lower().replace("-", " ")  # as a citizen copies it from an SMS
+    follow = _send(
+        engine,
+        "sms:1708",
+        f"Melanjutkan laporan no {typed}, sampai sekarang jalan masih berlubang dan belum ada tindakan",
+        at=T0 + timedelta(days=3),
+        sender=Sender(phone="081298765432"),
+    )
+    assert normalize_pending(engine) == 0
+    assert _report(engine, follow).id == _report(engine, first).id
+
+
+def test_a_message_quoting_the_crm_ticket_is_attached(engine: Engine) -> None:
+    first = _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0)
+    normalize_pending(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            update(Report).where(col(Report.ticket_code) == first).values(crm_service_request_id="JK2305290094")
+        )
+    follow = _send(
+        engine,
+        "email:dki",
+        "Melanjutkan laporan No. JK2305290094, mohon kabar perkembangannya.",
+        at=T0 + timedelta(days=10),
+    )
+    assert normalize_pending(engine) == 0
+    assert _report(engine, follow).ticket_code == first
+
+
+def test_a_photo_from_the_same_sender_joins_their_report_but_a_new_problem_does_not(engine: Engine) -> None:
+    phone = Sender(phone="+62 812-1111-2222")
+    first = _send(
+        engine,
+        "whatsapp:dki",
+        "Selamat pagi, pohon tumbang menutup Jl. Pramuka, Kel. Utan Kayu Utara, Matraman. Tolong segera ditangani.",
+        at=T0,
+        sender=phone,
+    )
+    photo = _send(
+        engine,
+        "whatsapp:dki",
+        "ini fotonya pak",
+        at=T0 + timedelta(minutes=4),
+        sender=Sender(phone="081211112222"),
+        media=[MediaRef(url="https://lookaside.example/1.jpg", content_type="image/jpeg")],
+    )
+    new_problem = _send(
+        engine,
+        "whatsapp:dki",
+        "Satu lagi pak, sampah di TPS Jl. Pramuka menumpuk sudah 5 hari tidak diangkut dan baunya menyengat.",
+        at=T0 + timedelta(minutes=30),
+        sender=phone,
+    )
+    assert normalize_pending(engine) == 2
+    assert _report(engine, photo).id == _report(engine, first).id
+    assert _report(engine, new_problem).id != _report(engine, first).id
+    assert _report(engine, new_problem).duplicate_of is None
+
+
+def test_duplicates_within_one_batch_are_found(engine: Engine) -> None:
+    first = _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0)
+    second = _send(engine, "jaki:app", POTHOLE_JAKI, at=T0 + timedelta(minutes=1), location=KENARI)
+    normalize_pending(engine, limit=50)  # both in one batch
+    assert _report(engine, second).duplicate_of == _report(engine, first).id
+
+
+def test_follow_up_rows_hold_masked_text_only_in_the_masked_column(engine: Engine) -> None:
+    first = _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0)
+    normalize_pending(engine)
+    _send(engine, "sms:1708", f"Lanjutan laporan {first}: hubungi saya di 0812-3456-7890", at=T0 + timedelta(days=1))
+    normalize_pending(engine)
+    with Session(engine) as session:
+        follow_up = session.execute(select(ReportFollowUp)).scalar_one()
+    assert "0812-3456-7890" in follow_up.text_original
+    assert "3456" not in follow_up.text_masked
