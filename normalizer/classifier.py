@@ -356,15 +356,24 @@ class ComplaintClassifier:
         if split == 0 or limit == 0:
             return []
         contribution = values[:split] * self._coef_t[columns[:split], best]
+        positive = np.flatnonzero(contribution > 0)
+        if positive.size == 0:
+            return []
+        ranked = positive[np.argsort(-contribution[positive], kind="stable")][: limit * 3]
+        names = self._feature_names
         terms: list[str] = []
-        for i in np.argsort(-contribution, kind="stable")[: limit * 3].tolist():
-            if contribution[i] <= 0 or len(terms) >= limit:
-                break
-            name = self._feature_names[int(columns[i])]
+        for i in ranked.tolist():
+            name = names[int(columns[i])]
             # A bigram repeating a word already shown adds nothing.
-            if any(name in t or t in name for t in terms):
-                continue
-            terms.append(name)
+            redundant = False
+            for shown in terms:
+                if name in shown or shown in name:
+                    redundant = True
+                    break
+            if not redundant:
+                terms.append(name)
+                if len(terms) >= limit:
+                    break
         return terms
 
 
