@@ -20,6 +20,7 @@ from gateway.plugins import Channel, build_channels, derive_secret, get_plugin_m
 from gateway.settings import ConfigError, KanalSettings
 from gateway.write_queue import WriteQueue
 from normalizer.pipeline import Pipeline, default_pipeline
+from normalizer.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class Runtime:
     writer: InboxWriter
     ingestor: Ingestor
     pipeline: Pipeline
+    #: Categories and agencies: what admins may choose from when they correct the routing.
+    taxonomy: Taxonomy
     worker_id: str
     media: MediaLinks
     #: Loop name -> monotonic time of its last completed round, for /healthz.
@@ -68,6 +71,7 @@ def build_runtime(settings: KanalSettings) -> Runtime:
         writer=writer,
         ingestor=Ingestor(writer, counters),
         pipeline=default_pipeline(settings.taxonomy),
+        taxonomy=settings.taxonomy or load_taxonomy(),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         media=MediaLinks(secret=derive_secret(settings, "media"), public_base_url=settings.public_base_url),
     )

@@ -142,6 +142,7 @@ async def approve_report(
             key=key,
             actor=f"admin:{admin.username}",
             crm=runtime.settings.crm,
+            taxonomy=runtime.taxonomy,
             edits=body.edits,
             version=body.version,
         ),
@@ -163,7 +164,9 @@ async def edit_report(key: str, body: EditRequest, runtime: RuntimeDep, admin: R
     edits = ReportEdit.model_validate(body.model_dump(exclude_unset=True, exclude={"version"}))
     return await _act(
         runtime,
-        lambda s: service.edit(s, key=key, actor=f"admin:{admin.username}", edits=edits, version=body.version),
+        lambda s: service.edit(
+            s, key=key, actor=f"admin:{admin.username}", edits=edits, taxonomy=runtime.taxonomy, version=body.version
+        ),
     )
 
 
@@ -180,6 +183,8 @@ async def _act(runtime: RuntimeDep, action: Callable[[Session], Report]) -> Repo
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
     except service.ReportConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except service.InvalidEdit as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 def _find(session: ReadSessionDep, key: str) -> Report:

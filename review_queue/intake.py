@@ -28,6 +28,9 @@ SYSTEM_NORMALIZER = "system:normalizer"
 
 #: `draft.missing` reasons meaning the message brings no problem of its own ("ini fotonya pak").
 _NO_OWN_PROBLEM = frozenset({"too_short", "no_concrete_problem"})
+#: What a trusted channel's report may not lack to skip review: an agency cannot act without them.
+#: (A missing photo does not hold it: many real problems cannot be photographed.)
+_HOLDS_TRUSTED = frozenset({"too_short", "no_concrete_problem", "location_below_kelurahan"})
 
 
 class MessageKey(Protocol):
@@ -70,7 +73,8 @@ def create_reports(
 ) -> int:
     """Store the drafts; return how many new reports were made (follow-ups are not counted).
 
-    A trusted channel's report is approved at once unless it looks like a duplicate of another.
+    A trusted channel's report is approved at once unless it looks like a duplicate of another or
+    lacks what an agency needs (a place at kelurahan level, a concrete problem).
     """
     batch = _Batch()
     for message, draft in drafts:
@@ -123,7 +127,17 @@ def _create(
     created = snapshot(report)
     batch.events.append(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=created))
     channel = channels.get(report.channel_id)
-    if channel is not None and channel.trusted and report.duplicate_of is None:
+    held = _trusted_hold(report, verdict)
+    if channel is not None and channel.trusted and held:
+        batch.events.append(
+            ReportEvent(
+                report_id=report.id,
+                actor=SYSTEM_NORMALIZER,
+                action="held_for_review",
+                note=f"trusted channel, but {held}: an admin decides",
+            )
+        )
+    elif channel is not None and channel.trusted:
         report.state = ReportState.APPROVED
         report.version += 1
         batch.events.append(
@@ -141,6 +155,14 @@ def _create(
     unique_keys = list(dict.fromkeys(keys))
     batch.keys.extend({"key": k, "received_at": report.received_at, "report_id": report.id} for k in unique_keys)
     batch.pending.append((_as_candidate(report), frozenset(unique_keys)))
+
+
+def _trusted_hold(report: Report, verdict: Verdict) -> str:
+    """Why a trusted channel's report still needs an admin, or '' when it does not."""
+    if verdict.duplicate_of is not None:
+        return f"it looks like a duplicate of {verdict.duplicate_of.ticket_code}"
+    lacking = [reason for reason in report.completeness_missing if reason in _HOLDS_TRUSTED]
+    return f"it is incomplete ({', '.join(lacking)})" if lacking else ""
 
 
 def _attach(batch: _Batch, message: MessageKey, draft: Draft, verdict: Verdict) -> None:

@@ -124,6 +124,10 @@ class ReportEdit(BaseModel):
     text_clean: str | None = Field(default=None, min_length=1, max_length=20_000)
     service_code: str | None = Field(default=None, min_length=1, max_length=100)
     location: Location | None = None
+    #: The admin's choice of category (a taxonomy code); the agency becomes the category's own.
+    category_code: str | None = Field(default=None, min_length=1, max_length=100)
+    #: Another agency than the category's (a taxonomy code), e.g. the kelurahan's PPSU for a small gutter.
+    agency_code: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class ApproveRequest(BaseModel):

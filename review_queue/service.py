@@ -6,13 +6,16 @@ row commit together or not at all.
 
 from __future__ import annotations
 
-from normalizer.steps.masking import mask_personal_data
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from crm_client import outbox
 from gateway.ids import canonical_ticket_code
 from gateway.settings import CRMConfig
+from normalizer.pipeline import Place
+from normalizer.steps.masking import mask_personal_data
+from normalizer.steps.routing import agency_unit
+from normalizer.taxonomy import Taxonomy
 from review_queue.history import record_change
 from review_queue.schemas import ReportEdit
 from review_queue.tables import Report, ReportEvent, ReportFollowUp, ReportState
@@ -20,6 +23,10 @@ from review_queue.tables import Report, ReportEvent, ReportFollowUp, ReportState
 
 class ReportNotFound(LookupError):
     """No report with that id or ticket code."""
+
+
+class InvalidEdit(ValueError):
+    """An edit names something that does not exist (an unknown category or agency code)."""
 
 
 class ReportConflict(Exception):
@@ -66,12 +73,13 @@ def approve(
     key: str,
     actor: str,
     crm: CRMConfig,
+    taxonomy: Taxonomy,
     edits: ReportEdit | None = None,
     version: int | None = None,
 ) -> Report:
     report = _pending(session, key, version)
     if edits is not None:
-        _apply_edits(session, report, edits, actor)
+        _apply_edits(session, report, edits, actor, taxonomy)
     _approve(session, report, actor=actor, crm=crm)
     return report
 
@@ -84,9 +92,17 @@ def reject(session: Session, *, key: str, actor: str, reason: str, version: int 
     return report
 
 
-def edit(session: Session, *, key: str, actor: str, edits: ReportEdit, version: int | None = None) -> Report:
+def edit(
+    session: Session,
+    *,
+    key: str,
+    actor: str,
+    edits: ReportEdit,
+    taxonomy: Taxonomy,
+    version: int | None = None,
+) -> Report:
     report = _pending(session, key, version)
-    _apply_edits(session, report, edits, actor)
+    _apply_edits(session, report, edits, actor, taxonomy)
     return report
 
 
@@ -109,8 +125,10 @@ def _pending(session: Session, key: str, version: int | None) -> Report:
     return report
 
 
-def _apply_edits(session: Session, report: Report, edits: ReportEdit, actor: str) -> None:
+def _apply_edits(session: Session, report: Report, edits: ReportEdit, actor: str, taxonomy: Taxonomy) -> None:
     changes = edits.model_dump(exclude_unset=True)
+    if "category_code" in changes or "agency_code" in changes:
+        changes.update(_routing_choice(report, taxonomy, changes.get("category_code"), changes.get("agency_code")))
     if "location" in changes:
         changes["location"] = edits.location.model_dump(exclude_none=True) if edits.location else None
     if "text_clean" in changes:
@@ -118,6 +136,29 @@ def _apply_edits(session: Session, report: Report, edits: ReportEdit, actor: str
         changes["text_masked"], changes["masked_kinds"] = mask_personal_data(changes["text_clean"])
     if changes:
         record_change(session, report, actor=actor, action="edited", **changes)
+
+
+def _routing_choice(
+    report: Report, taxonomy: Taxonomy, category_code: str | None, agency_code: str | None
+) -> dict[str, object]:
+    """The routing columns after an admin chose a category and/or an agency; the unit follows the place."""
+    category_code = category_code or report.category_code
+    codes = {c.code for c in taxonomy.categories}
+    if category_code not in codes:
+        raise InvalidEdit(f"unknown category {category_code!r}; choose one of: {', '.join(sorted(codes))}")
+    category = taxonomy.category(category_code)
+    agency_code = agency_code or category.agency
+    agencies = {a.code for a in taxonomy.agencies}
+    if agency_code not in agencies:
+        raise InvalidEdit(f"unknown agency {agency_code!r}; choose one of: {', '.join(sorted(agencies))}")
+    agency = taxonomy.agency(agency_code)
+    place = Place.model_validate(report.place or {})
+    return {
+        "category_code": category.code,
+        "agency_code": agency.code,
+        "agency_unit": agency_unit(taxonomy, agency, place),
+        "needs_category_choice": False,
+    }
 
 
 def _approve(session: Session, report: Report, *, actor: str, crm: CRMConfig, note: str | None = None) -> None:

@@ -13,6 +13,7 @@ from sqlmodel import Session, col
 from adapters.contract import InboundMessage, Location, MediaRef, Sender
 from gateway import migrate
 from gateway.db import make_engine
+from gateway.settings import ChannelConfig
 from review_queue import service
 from review_queue.tables import Report, ReportEvent, ReportFollowUp
 from tests.support.inbox_rows import normalize_pending, put_message
@@ -201,3 +202,42 @@ def test_follow_up_rows_hold_masked_text_only_in_the_masked_column(engine: Engin
         follow_up = session.execute(select(ReportFollowUp)).scalar_one()
     assert "0812-3456-7890" in follow_up.text_original
     assert "3456" not in follow_up.text_masked
+
+
+TRUSTED = {"jaki:app": ChannelConfig(type="api", trusted=True, settings={"secret": "x" * 32})}
+
+
+def _events(engine: Engine, ticket: str) -> list[str]:
+    report = _report(engine, ticket)
+    with Session(engine) as session:
+        return list(
+            session.execute(
+                select(ReportEvent.action).where(col(ReportEvent.report_id) == report.id).order_by(col(ReportEvent.at))
+            ).scalars()
+        )
+
+
+def test_a_trusted_channel_skips_review_unless_duplicate_or_incomplete(engine: Engine) -> None:
+    tweet = _send(engine, "twitter:dki", POTHOLE_TWEET, at=T0)
+    duplicate = _send(engine, "jaki:app", POTHOLE_JAKI, at=T0 + timedelta(hours=1), location=KENARI)
+    complete = _send(
+        engine,
+        "jaki:app",
+        "Lampu penerangan jalan mati total di Jl. Taman Sari Raya, Kel. Maphar, Taman Sari",
+        at=T0 + timedelta(hours=2),
+        sender=Sender(id="jaki-2"),
+    )
+    unplaced = _send(
+        engine,
+        "jaki:app",
+        "Lampu penerangan jalan mati total dekat rumah saya sejak kemarin malam",
+        at=T0 + timedelta(hours=3),
+        sender=Sender(id="jaki-3"),
+    )
+    normalize_pending(engine, channels=TRUSTED)
+    assert _report(engine, tweet).state == "pending_review"  # not a trusted channel
+    assert _report(engine, complete).state == "approved"
+    assert _events(engine, complete) == ["created", "approved"]
+    for held in (duplicate, unplaced):
+        assert _report(engine, held).state == "pending_review"
+        assert _events(engine, held) == ["created", "held_for_review"]

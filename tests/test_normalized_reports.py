@@ -1,4 +1,4 @@
-"""Personal data: masked in what every admin and the CRM see, opened only by reviewers, every opening audited."""
+"""Normalized reports in the review API: personal data masked and audited, routing correctable, CRM fed masked."""
 
 from __future__ import annotations
 
@@ -102,3 +102,26 @@ def test_the_crm_gets_the_masked_text_and_no_contact(
     assert NIK not in _digits(request["description"]) and EMAIL not in request["description"]
     assert _digits(PHONE) not in _digits(request["description"])
     assert not request.get("phone") and not request.get("email")
+
+
+def test_an_admin_chooses_the_category_when_the_normalizer_is_unsure(
+    http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str]
+) -> None:
+    body = complaint("unsure-1", "halo min, tolong dibantu ya")
+    body.pop("location")
+    ticket = post_api(http, body).json()["accepted"][0]["ticket"]
+    [report] = wait_for_reports(http, admin_headers, 1)
+    assert report["needs_category_choice"] is True
+    assert len(report["routing"]["alternatives"]) >= 1, "the admin is offered the likely categories"
+    unknown = http.patch(f"/api/v1/reports/{ticket}", json={"category_code": "jalan-tol"}, headers=admin_headers)
+    assert unknown.status_code == 422 and "choose one of" in unknown.json()["detail"]
+    chosen = http.patch(
+        f"/api/v1/reports/{ticket}",
+        json={"category_code": "saluran", "agency_code": "kelurahan", "version": report["version"]},
+        headers=admin_headers,
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["category_code"] == "saluran" and chosen.json()["agency_code"] == "kelurahan"
+    assert chosen.json()["needs_category_choice"] is False
+    history = http.get(f"/api/v1/reports/{ticket}/events", headers=admin_headers).json()
+    assert history[-1]["action"] == "edited" and history[-1]["after"]["category_code"] == "saluran"
