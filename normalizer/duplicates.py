@@ -164,7 +164,8 @@ def duplicate_score(draft: Draft, terms: frozenset[str], candidate: Candidate) -
             score += 0.3
             reasons.append(f"same street '{mine}'")
         else:
-            score -= 0.4
+            # Decisive on its own: identical wording about two streets is two problems (or a template).
+            score -= 0.6
             reasons.append(f"different streets ('{mine}' vs '{theirs}')")
     if draft.place.rt and candidate.rt and draft.place.rw and candidate.rw:
         if (draft.place.rt, draft.place.rw) == (candidate.rt, candidate.rw):
@@ -181,7 +182,7 @@ def duplicate_score(draft: Draft, terms: frozenset[str], candidate: Candidate) -
             score += 0.3
             reasons.append(f"{metres:.0f} m apart")
         elif metres > 500:
-            score -= 0.3
+            score -= 0.5
             reasons.append(f"{metres:.0f} m apart")
     if terms and candidate.terms:
         overlap = len(terms & candidate.terms) / len(terms | candidate.terms)

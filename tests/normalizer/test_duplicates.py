@@ -14,6 +14,8 @@ from adapters.contract import InboundMessage, Location, MediaRef, Sender
 from gateway import migrate
 from gateway.db import make_engine
 from gateway.settings import ChannelConfig
+from normalizer.duplicates import Candidate, judge, match_terms
+from normalizer.pipeline import Draft, Place, Routing
 from review_queue import service
 from review_queue.tables import Report, ReportEvent, ReportFollowUp
 from tests.support.inbox_rows import normalize_pending, put_message
@@ -241,3 +243,48 @@ def test_a_trusted_channel_skips_review_unless_duplicate_or_incomplete(engine: E
     for held in (duplicate, unplaced):
         assert _report(engine, held).state == "pending_review"
         assert _events(engine, held) == ["created", "held_for_review"]
+
+
+def _block_draft(text: str, *, street: str | None = None, at: Location | None = None) -> Draft:
+    return Draft(
+        channel_id="jaki:app",
+        original=InboundMessage(external_id="x", text=text),
+        text=text,
+        analysis_text=text.lower(),
+        location=at,
+        place=Place(kelurahan_code="31.71.04.1002", street=street),
+        routing=Routing(category_code="jalan"),
+    )
+
+
+def _candidate_of(draft: Draft) -> Candidate:
+    return Candidate(
+        report_id="r1",
+        ticket_code="AB1CD-2EF3G",
+        channel_id="twitter:dki",
+        received_at=T0,
+        kelurahan_code="31.71.04.1002",
+        category_code="jalan",
+        street=draft.place.street,
+        rt=None,
+        rw=None,
+        lat=draft.location.lat if draft.location else None,
+        lng=draft.location.lng if draft.location else None,
+        terms=frozenset(match_terms(draft.analysis_text)),
+        duplicate_of=None,
+        matched_keys={"place:31.71.04.1002:jalan"},
+    )
+
+
+def test_identical_words_two_kilometres_apart_are_two_problems() -> None:
+    text = "jalan berlubang besar dan dalam, sudah ada motor jatuh"
+    earlier = _block_draft(text, at=Location(lat=-6.1935, lng=106.8466))
+    later = _block_draft(text, at=Location(lat=-6.2115, lng=106.8466))  # 2 km south
+    assert judge(later, [_candidate_of(earlier)], has_own_problem=True).duplicate_of is None
+
+
+def test_same_spot_in_other_words_is_the_same_problem() -> None:
+    earlier = _block_draft("aspal jalan bolong besar bahaya", at=Location(lat=-6.19350, lng=106.84660))
+    later = _block_draft("lubang di jalan, motor hampir jatuh", at=Location(lat=-6.19360, lng=106.84670))
+    verdict = judge(later, [_candidate_of(earlier)], has_own_problem=True)
+    assert verdict.duplicate_of is not None and "m apart" in verdict.reason
