@@ -8,12 +8,13 @@ every acknowledgement queued behind it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, text
 
 from crm_client import outbox
 from crm_client.tables import OutboxItem
@@ -77,8 +78,9 @@ def create_reports(
     lacks what an agency needs (a place at kelurahan level, a concrete problem).
     """
     batch = _Batch()
-    for message, draft in drafts:
-        keys = draft_keys(draft)
+    keys_of = [draft_keys(draft) for _, draft in drafts]
+    lock_match_keys(connection, [key for keys in keys_of for key in keys])
+    for (message, draft), keys in zip(drafts, keys_of, strict=True):
         candidates = find_candidates(connection, draft, keys, received_at=message.received_at)
         for candidate in batch.candidates_for(draft, keys, message.received_at):
             candidates.setdefault(candidate.report_id, candidate)
@@ -99,6 +101,25 @@ def create_reports(
     if batch.keys:
         connection.execute(insert(ReportMatchKey), batch.keys)
     return len(batch.reports)
+
+
+def lock_match_keys(connection: Connection, keys: Sequence[str]) -> None:
+    """PostgreSQL: hold the blocking keys of this batch until it commits.
+
+    Several workers normalize at once there. Without this, two reports of one pothole stored by two
+    workers at the same moment would each miss the other. A worker that shares a key with another
+    waits for it to commit, then sees its reports. Locks are taken in one statement, in sorted
+    order, so two workers can never wait on each other. (SQLite has one writer: nothing to do.)
+    """
+    if connection.dialect.name != "postgresql" or not keys:
+        return
+    numbers = sorted(
+        {int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True) for k in keys}
+    )
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"),
+        {"keys": numbers},
+    )
 
 
 def _create(

@@ -46,6 +46,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_templates: P
 
 
 @pytest.fixture
+def postgres_url(pg_templates: PostgresTemplates) -> Iterator[str]:
+    """A fresh PostgreSQL database, for what only PostgreSQL deployments do (several processes)."""
+    with pg_templates.fresh() as url:
+        yield url
+
+
+@pytest.fixture
 def crm(tmp_path: Path) -> Iterator[RunningCRMSim]:
     """The reference Open311 CRM on a loopback port, with its own SQLite file."""
     with RunningCRMSim(db_path=tmp_path / "crm.sqlite3", api_keys=[TEST_CRM_KEY]) as sim:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from gateway.inbox import InboundMessageRow
 from review_queue.tables import Report
 from tests.conftest import base_settings
 from tests.support.api_client import signed_headers
-from tests.support.databases import PostgresTemplates
 from tests.support.servers import GatewayProcess, WorkerProcess, wait_until, write_config
 
 pytestmark = pytest.mark.slow
@@ -94,12 +92,6 @@ def test_sigkill_during_ingest_loses_no_acknowledged_message(
     assert len(rows) == len(stored), "a message was stored twice"
     per_message = Counter(r.inbound_message_id for r in reports)
     assert len(reports) == len(rows) and max(per_message.values()) == 1, "each message becomes exactly one report"
-
-
-@pytest.fixture
-def postgres_url(pg_templates: PostgresTemplates) -> Iterator[str]:
-    with pg_templates.fresh() as url:
-        yield url
 
 
 def test_two_processes_on_one_postgresql_process_each_message_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +15,10 @@ from adapters.contract import InboundMessage, Location, MediaRef, Sender
 from gateway import migrate
 from gateway.db import make_engine
 from gateway.settings import ChannelConfig
-from normalizer.duplicates import Candidate, judge, match_terms
+from normalizer.duplicates import Candidate, judge, match_terms, sender_keys
 from normalizer.pipeline import Draft, Place, Routing
 from review_queue import service
+from review_queue.intake import lock_match_keys
 from review_queue.tables import Report, ReportEvent, ReportFollowUp
 from tests.support.inbox_rows import normalize_pending, put_message
 
@@ -288,3 +290,30 @@ def test_same_spot_in_other_words_is_the_same_problem() -> None:
     later = _block_draft("lubang di jalan, motor hampir jatuh", at=Location(lat=-6.19360, lng=106.84670))
     verdict = judge(later, [_candidate_of(earlier)], has_own_problem=True)
     assert verdict.duplicate_of is not None and "m apart" in verdict.reason
+
+
+def test_on_postgresql_a_worker_waits_for_another_holding_the_same_keys(postgres_url: str) -> None:
+    """Two workers storing reports with a shared key at once: the second waits, then sees the first's.
+
+    PostgreSQL only: on SQLite one writer stores everything, so there is no one to wait for.
+    """
+    engine = make_engine(postgres_url)
+    phone = Sender(phone="081311112222")
+    _send(
+        engine,
+        "whatsapp:dki",
+        "Sampah menumpuk di TPS Jl. Pramuka, Kel. Utan Kayu Utara, sudah 5 hari",
+        at=T0,
+        sender=phone,
+    )
+    [key] = sender_keys("whatsapp:dki", phone)
+    done = threading.Event()
+    with engine.connect() as other_worker:
+        with other_worker.begin():
+            lock_match_keys(other_worker, [key])
+            thread = threading.Thread(target=lambda: (normalize_pending(engine), done.set()))
+            thread.start()
+            assert not done.wait(1.0), "the normalizer must wait while another transaction holds the key"
+        assert done.wait(30), "and go on as soon as that transaction ends"
+        thread.join()
+    engine.dispose()
