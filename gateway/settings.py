@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -33,13 +33,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+HoldReason = Literal["duplicate", "incomplete"]
+HOLD_REASONS: tuple[HoldReason, ...] = ("duplicate", "incomplete")
+
+
 class ChannelConfig(_Strict):
     """One channel instance: which adapter serves it and that adapter's own settings."""
 
     type: str = Field(min_length=1)
     enabled: bool = True
-    #: Trusted channels (the city's own app) skip admin review and go straight to the CRM.
+    #: Trusted channels (the city's own app) skip admin review and go straight to the CRM...
     trusted: bool = False
+    #: ...except reports that look like a duplicate ("duplicate") or lack a place at kelurahan level or a
+    #: concrete problem ("incomplete"). An empty list forwards every report of a trusted channel.
+    hold_for_review: list[HoldReason] = Field(default_factory=lambda: list(HOLD_REASONS))
     #: Open311 service code used for this channel's reports until the normalizer routes them.
     service_code: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)

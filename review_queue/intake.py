@@ -148,7 +148,7 @@ def _create(
     created = snapshot(report)
     batch.events.append(ReportEvent(report_id=report.id, actor=SYSTEM_NORMALIZER, action="created", after=created))
     channel = channels.get(report.channel_id)
-    held = _trusted_hold(report, verdict)
+    held = _trusted_hold(report, verdict, channel.hold_for_review) if channel is not None else ""
     if channel is not None and channel.trusted and held:
         batch.events.append(
             ReportEvent(
@@ -178,12 +178,14 @@ def _create(
     batch.pending.append((_as_candidate(report), frozenset(unique_keys)))
 
 
-def _trusted_hold(report: Report, verdict: Verdict) -> str:
+def _trusted_hold(report: Report, verdict: Verdict, hold_for_review: Sequence[str]) -> str:
     """Why a trusted channel's report still needs an admin, or '' when it does not."""
-    if verdict.duplicate_of is not None:
+    if "duplicate" in hold_for_review and verdict.duplicate_of is not None:
         return f"it looks like a duplicate of {verdict.duplicate_of.ticket_code}"
     lacking = [reason for reason in report.completeness_missing if reason in _HOLDS_TRUSTED]
-    return f"it is incomplete ({', '.join(lacking)})" if lacking else ""
+    if "incomplete" in hold_for_review and lacking:
+        return f"it is incomplete ({', '.join(lacking)})"
+    return ""
 
 
 def _attach(batch: _Batch, message: MessageKey, draft: Draft, verdict: Verdict) -> None:
