@@ -317,3 +317,10 @@ def test_on_postgresql_a_worker_waits_for_another_holding_the_same_keys(postgres
         assert done.wait(30), "and go on as soon as that transaction ends"
         thread.join()
     engine.dispose()
+
+
+def test_a_trusted_channel_told_to_hold_nothing_forwards_incomplete_reports(engine: Engine) -> None:
+    channels = {"jaki:app": TRUSTED["jaki:app"].model_copy(update={"hold_for_review": []})}
+    unplaced = _send(engine, "jaki:app", "Lampu penerangan jalan mati total dekat rumah saya", at=T0)
+    normalize_pending(engine, channels=channels)
+    assert _report(engine, unplaced).state == "approved"
