@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from normalizer.steps.masking import mask_personal_data
 
 from crm_client.errors import CRMError, error_for_status
 from gateway.settings import CRMConfig
+from normalizer.steps.masking import mask_personal_data
 from review_queue.tables import Report
 
 DESCRIPTION_LIMIT = 4000  # the spec's limit on `description`
