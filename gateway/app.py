@@ -17,6 +17,7 @@ from gateway import migrate
 from gateway.db import checkpoint_sqlite, is_sqlite
 from gateway.routes import channels, health, media, quarantine
 from gateway.runtime import build_runtime
+from gateway.scheduler import PullScheduler
 from gateway.settings import KanalSettings
 from gateway.workers import Workers
 from review_queue import api as review_api
@@ -42,6 +43,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
     runtime = build_runtime(settings)
     workers = Workers(runtime)
     runtime.writer.on_stored = workers.poke_normalizer
+    pulls = PullScheduler(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +52,8 @@ def create_app(settings: KanalSettings) -> FastAPI:
         checkpointer = asyncio.create_task(_checkpoint_forever(runtime.engine)) if is_sqlite(runtime.engine) else None
         if settings.workers.enabled:
             await workers.start()
+            # Pull channels are polled where the workers run; a web-only process (--no-workers) leaves them be.
+            await pulls.start()
         # Everything built so far lives as long as the process. Taking it out of the collector's view keeps
         # full collections short: measured, they otherwise stalled acknowledgements by over 100 ms (bench/).
         gc.freeze()
@@ -64,6 +68,8 @@ def create_app(settings: KanalSettings) -> FastAPI:
         finally:
             if checkpointer is not None:
                 checkpointer.cancel()
+            # Before the inbox writer: a poll under way still stores its messages, then saves its cursor.
+            await pulls.stop()
             await runtime.writer.stop()
             await workers.stop()
             runtime.writes.shutdown()
@@ -77,6 +83,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
     )
     app.state.kanal = runtime
     app.state.workers = workers
+    app.state.pull_scheduler = pulls
     app.add_middleware(channels.ChannelInbound, runtime=runtime)
     app.include_router(review_api.router)
     app.include_router(health.router)

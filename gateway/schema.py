@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 import crm_client.tables
+import gateway.cursors
 import gateway.inbox
 import review_queue.tables
 

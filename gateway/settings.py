@@ -49,6 +49,10 @@ class ChannelConfig(_Strict):
     hold_for_review: list[HoldReason] = Field(default_factory=lambda: list(HOLD_REASONS))
     #: Open311 service code used for this channel's reports until the normalizer routes them.
     service_code: str | None = None
+    #: Pull channels only: seconds between polls (the scheduler adds a little jitter)...
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    #: ...and the longest wait between attempts while the platform keeps failing (exponential back-off).
+    poll_backoff_cap_seconds: float = Field(default=900.0, gt=0)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

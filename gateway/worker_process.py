@@ -1,4 +1,4 @@
-"""`kanal worker`: the normalizer and the CRM dispatcher without a web server.
+"""`kanal worker`: the normalizer, the CRM dispatcher and the pull scheduler without a web server.
 
 With PostgreSQL, web processes (`kanal run --no-workers`) can acknowledge deliveries while worker
 processes do the rest; rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of each may run.
@@ -12,6 +12,7 @@ import signal
 
 from gateway import migrate
 from gateway.runtime import build_runtime
+from gateway.scheduler import PullScheduler
 from gateway.settings import KanalSettings
 from gateway.workers import Workers
 
@@ -24,7 +25,10 @@ async def run_workers(settings: KanalSettings) -> None:
     migrate.upgrade(runtime.engine)
     await runtime.writer.start()
     workers = Workers(runtime)
+    runtime.writer.on_stored = workers.poke_normalizer  # pulled messages are normalized without waiting a poll
     await workers.start()
+    pulls = PullScheduler(runtime)
+    await pulls.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -33,6 +37,7 @@ async def run_workers(settings: KanalSettings) -> None:
     try:
         await stop.wait()
     finally:
+        await pulls.stop()  # before the inbox writer, which stores what a poll under way fetched
         await workers.stop()
         await runtime.writer.stop()
         runtime.writes.shutdown()

@@ -13,11 +13,13 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from crm_client.tables import OutboxItem, OutboxState
+from gateway import cursors
 from gateway.db import read_session, utcnow
 from gateway.deps import RuntimeDep
 from gateway.inbox import InboundMessageRow, MessageState, QuarantinedPayload
 from gateway.metrics import format_labels
 from gateway.runtime import Runtime
+from gateway.scheduler import pull_channels
 from review_queue.tables import Report, ReportState
 
 router = APIRouter(tags=["operations"])
@@ -70,6 +72,34 @@ def read_backlog(runtime: Runtime) -> Backlog:
         )
 
 
+def read_pull_status(runtime: Runtime) -> dict[str, dict[str, object]]:
+    """Pull channel id -> how its polls are going, from `channel_cursor` (shared by every process)."""
+    ids = sorted(pull_channels(runtime.channels))
+    if not ids:
+        return {}
+    with runtime.engine.connect() as connection:
+        states = cursors.read_states(connection, ids)
+    status: dict[str, dict[str, object]] = {}
+    for channel_id in ids:
+        state = states.get(channel_id)
+        if state is None:
+            status[channel_id] = {"status": "not polled yet", "last_success_at": None, "consecutive_failures": 0}
+            continue
+        if not state.consecutive_failures:
+            summary = "ok"
+        else:
+            # Not retryable (credentials, a removed account): it only comes back once someone fixes it.
+            summary = "retrying" if state.last_error_retryable is not False else "error"
+        status[channel_id] = {
+            "status": summary,
+            "last_success_at": state.last_success_at.isoformat() if state.last_success_at else None,
+            "consecutive_failures": state.consecutive_failures,
+            "last_error": state.last_error,
+            "next_attempt_at": state.next_attempt_at.isoformat() if state.next_attempt_at else None,
+        }
+    return status
+
+
 @router.get("/healthz")
 async def healthz(runtime: RuntimeDep) -> Response:
     """200 when the database answers and every worker loop is alive; 503 with the reason otherwise."""
@@ -79,6 +109,10 @@ async def healthz(runtime: RuntimeDep) -> Response:
     except Exception as exc:
         problems.append(f"database unreachable: {type(exc).__name__}")
         backlog = None
+    try:
+        pulls: dict[str, dict[str, object]] | None = await asyncio.to_thread(read_pull_status, runtime)
+    except Exception:
+        pulls = None  # the backlog read above already names the database problem
     now = time.monotonic()
     workers = {}
     if runtime.settings.workers.enabled:
@@ -97,6 +131,8 @@ async def healthz(runtime: RuntimeDep) -> Response:
         "workers": workers,
         "backlog": backlog.__dict__ if backlog else None,
         "channels": sorted(runtime.channels),
+        # A failing pull channel is shown here but does not fail the check: the web routes still work.
+        "pull_channels": pulls,
     }
     return Response(json.dumps(body), status_code=200 if not problems else 503, media_type="application/json")
 
