@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
     adapters_sub = adapters.add_subparsers(metavar="ACTION")
     listing = adapters_sub.add_parser("list", help="list channel types and the channels using them")
     listing.set_defaults(handler=_adapters_list)
+    new = adapters_sub.add_parser(
+        "new", help="create kanal-adapter-NAME/: an adapter package with tests that pass as generated"
+    )
+    new.add_argument("name", help="the new channel type: lowercase letters, digits, underscores")
+    new.add_argument("--dir", default=".", help="where to create the package folder (default: here)")
+    new.set_defaults(handler=_adapters_new)
 
     outbox = sub.add_parser("outbox", help="reports on their way to the CRM")
     outbox_sub = outbox.add_subparsers(metavar="ACTION")
@@ -206,6 +212,24 @@ def _adapters_list(_args: argparse.Namespace) -> int:
         print(f"{'':<12} channels: {', '.join(used_by) or '(none configured)'}")
     for kind in settings.adapters.disabled:
         print(f"{kind:<12} (disabled in config)")
+    return 0
+
+
+def _adapters_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.scaffold import ScaffoldError, create_package
+
+    try:
+        target = create_package(args.name, Path(args.dir))
+    except ScaffoldError as exc:
+        print(f"kanal: {exc}", file=sys.stderr)
+        return 2
+    print(f"kanal: created {target}")
+    print(f"  cd {target}")
+    print("  pip install -e '.[test]'   # into the environment where Kanal is installed")
+    print("  pytest                    # Kanal's contract suite, green from the start")
+    print(f"then make kanal_adapter_{args.name}/adapter.py speak your platform's wire format")
     return 0
 
 

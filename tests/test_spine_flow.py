@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from crm_sim.server import RunningCRMSim
-from tests.contract.profiles import PROFILES
+from tests.adapters.test_web_form import WebFormProfile
 from tests.support.api_client import (
     complaint,
     inbox_count,
@@ -42,7 +42,7 @@ def test_api_and_web_form_complaints_reach_the_crm_once_after_approval(
     http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str], crm: RunningCRMSim
 ) -> None:
     api_answer = post_api(http, complaint("cc-1001"))
-    web = PROFILES["web_form"]
+    web = WebFormProfile()
     form_answer = web.send(http, web.prepare(http, "full.json"))
     assert api_answer.status_code == 200 and form_answer.status_code == 200, form_answer.text[:500]
     api_ticket = api_answer.json()["accepted"][0]["ticket"]
@@ -195,7 +195,7 @@ def test_refused_deliveries_can_be_inspected_by_a_superadmin_only(
 def test_a_photo_uploaded_on_the_form_reaches_the_crm_as_a_fetchable_url(
     http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str], crm: RunningCRMSim
 ) -> None:
-    web = PROFILES["web_form"]
+    web = WebFormProfile()
     assert web.send(http, web.prepare(http, "full.json")).status_code == 200
     (report,) = wait_for_reports(http, admin_headers, 1)
     photo_url = report["media"][0]["url"]

@@ -1,29 +1,62 @@
-"""The `api` channel type: labelled payload fixtures through the real HTTP route, plus its signature rules."""
+"""The `api` channel type: the adapter kit's contract, labelled payload fixtures through the real HTTP route,
+and its signature rules."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.contract.harness import Case, run_case
-from tests.contract.profiles import PROFILES
-from tests.support.api_client import inbox_count, post_api, quarantine_rows, reports
+from kanal_testing import Case, ChannelProfile, ContractSuite, Prepared, run_case
+from tests.conftest import TEST_API_SECRET
+from tests.support.api_client import inbox_count, post_api, quarantine_rows, reports, signed_headers
 from tests.support.servers import RunningGateway, wait_until
 
-PROFILE = PROFILES["api"]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "api"
+FULL_TEXT = (
+    "Jalan berlubang besar di Jl. Kramat Raya depan halte Senen, sudah dua minggu belum diperbaiki. Motor sering jatuh."
+)
+
+
+class ApiProfile(ChannelProfile):
+    channel_type = "api"
+    channel_id = "api:partner"
+    channel_settings = {"secret": TEST_API_SECRET}
+    fixtures = FIXTURES
+    expected_text = FULL_TEXT
+
+    def prepare_raw(self, http: httpx.Client, body: bytes) -> Prepared:
+        return Prepared(body, signed_headers(body))
+
+    def tamper(self, prepared: Prepared) -> Prepared:
+        return replace(prepared, headers=signed_headers(prepared.content, secret="not-the-partner-secret-000"))
+
+    def strip(self, prepared: Prepared) -> Prepared:
+        return replace(prepared, headers={"Content-Type": "application/json"})
+
+
+PROFILE = ApiProfile()
+
+
+class TestApiContract(ContractSuite):
+    profile = PROFILE
+
+    @pytest.fixture
+    def kanal_database_url(self, database_url: str) -> str:
+        # Kanal's own suite runs the contract on both engines (the conftest's `database_url`).
+        return database_url
+
 
 CASES = [
     Case(
         "full payload",
         "full.json",
         200,
-        text=(
-            "Jalan berlubang besar di Jl. Kramat Raya depan halte Senen, sudah dua minggu belum diperbaiki. "
-            "Motor sering jatuh."
-        ),
+        text=FULL_TEXT,
         external_id="cc-2026-000417",
         sender_name="Budi Santoso",
         address="Kramat Raya",

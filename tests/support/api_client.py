@@ -8,13 +8,12 @@ import zlib
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func, select
 
 from adapters import signing
-from gateway.db import read_session
-from gateway.inbox import InboundMessageRow, QuarantinedPayload
-from review_queue.tables import Report
+from kanal_testing.store import count, inbox_count, quarantine_rows, reports
 from tests.conftest import TEST_API_SECRET
+
+__all__ = ["complaint", "count", "inbox_count", "post_api", "quarantine_rows", "reports", "signed_headers"]
 
 
 def signed_headers(body: bytes, *, secret: str = TEST_API_SECRET, timestamp: int | None = None) -> dict[str, str]:
@@ -46,23 +45,3 @@ def complaint(
         "media": [{"url": "https://partner.example/photos/1.jpg", "content_type": "image/jpeg"}],
         "sent_at": "2026-11-27T08:15:00+07:00",
     }
-
-
-def count(engine: Engine, model: type, *where: Any) -> int:
-    with read_session(engine) as session:
-        return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
-
-
-def inbox_count(engine: Engine, channel: str | None = None) -> int:
-    where = [InboundMessageRow.channel_id == channel] if channel else []
-    return count(engine, InboundMessageRow, *where)
-
-
-def quarantine_rows(engine: Engine) -> list[QuarantinedPayload]:
-    with read_session(engine) as session:
-        return list(session.execute(select(QuarantinedPayload).order_by(QuarantinedPayload.received_at)).scalars())
-
-
-def reports(engine: Engine) -> list[Report]:
-    with read_session(engine) as session:
-        return list(session.execute(select(Report).order_by(Report.created_at)).scalars())

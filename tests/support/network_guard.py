@@ -1,44 +1,5 @@
-"""Refuses (and records) every socket connection that would leave loopback."""
+"""Refuses (and records) every socket connection that would leave loopback: the adapter kit's guard."""
 
-from __future__ import annotations
+from kanal_testing.network import LoopbackOnly
 
-import ipaddress
-import socket
-from typing import Any
-
-import pytest
-
-
-class LoopbackOnly:
-    def __init__(self) -> None:
-        self.blocked: list[str] = []
-
-    def check(self, address: Any) -> None:
-        if not isinstance(address, tuple):  # AF_UNIX paths stay on this machine
-            return
-        host = str(address[0])
-        if host == "localhost":
-            return
-        try:
-            if ipaddress.ip_address(host.split("%")[0]).is_loopback:
-                return
-        except ValueError:
-            pass
-        self.blocked.append(f"{host}:{address[1]}")
-        raise OSError(f"test network guard: connection to {host}:{address[1]} refused (tests stay on loopback)")
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        original_connect = socket.socket.connect
-        original_connect_ex = socket.socket.connect_ex
-        guard = self
-
-        def connect(sock: socket.socket, address: Any) -> None:
-            guard.check(address)
-            original_connect(sock, address)
-
-        def connect_ex(sock: socket.socket, address: Any) -> int:
-            guard.check(address)
-            return original_connect_ex(sock, address)
-
-        monkeypatch.setattr(socket.socket, "connect", connect)
-        monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+__all__ = ["LoopbackOnly"]

@@ -4,73 +4,29 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
-import uvicorn
 import yaml
 
-from gateway.app import create_app
-from gateway.runtime import Runtime
-from gateway.settings import KanalSettings
+# The in-process gateway and the polling helpers are the adapter kit's; Kanal's own suite uses the same.
+from kanal_testing.server import KanalUnderTest as RunningGateway
+from kanal_testing.server import free_port, wait_until
+
+__all__ = [
+    "GatewayProcess",
+    "KanalProcess",
+    "RunningGateway",
+    "WorkerProcess",
+    "free_port",
+    "wait_until",
+    "write_config",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Any, *, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-class RunningGateway:
-    """The real app served by uvicorn in a background thread; `.url` answers once started.
-
-    `public_base_url` is set to the address it listens on, as a deployment would configure it.
-    """
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = KanalSettings.model_validate({**settings, "public_base_url": self.url})
-        self.app = create_app(self.settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="kanal-test-gateway", daemon=True)
-
-    @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.kanal
-        return runtime
-
-    def __enter__(self) -> RunningGateway:
-        self._thread.start()
-        wait_until(lambda: self._server.started or not self._thread.is_alive(), timeout=20, what="gateway start")
-        if not self._server.started:
-            raise RuntimeError("the gateway failed to start; see the log above")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
 
 
 def write_config(folder: Path, settings: dict[str, Any]) -> Path:

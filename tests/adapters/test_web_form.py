@@ -1,93 +1,32 @@
-"""How a test authenticates a delivery for each channel type: the only per-adapter part of the harness.
+"""The `web_form` channel type through the adapter kit: the contract every adapter meets, on both engines.
 
-Every adapter registered with Kanal must have a profile here; `test_common_cases` fails otherwise, so
-a new adapter cannot skip the common cases.
+The form's own behaviour (tokens, photos, pages, limits) is tested without a server in
+`test_web_form_unit.py`; this file is how a browser meets it through the real route.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import TEST_API_SECRET
-from tests.support.api_client import signed_headers
+from kanal_testing import ChannelProfile, ContractSuite, Prepared
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A delivery ready to send: body, headers (including any cookie)."""
-
-    content: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class ChannelProfile(ABC):
-    channel_type: str
-    channel_id: str
-    #: A complete, valid delivery in the fixtures folder: text, sender, place and photo.
-    valid_fixture = "full.json"
-
-    @property
-    def fixtures(self) -> Path:
-        return FIXTURES / self.channel_type
-
-    def url(self) -> str:
-        return f"/channels/{self.channel_id}/inbound"
-
-    @abstractmethod
-    def prepare(self, http: httpx.Client, fixture: str) -> Prepared:
-        """A correctly authenticated delivery of the named fixture."""
-
-    @abstractmethod
-    def prepare_raw(self, http: httpx.Client, body: bytes) -> Prepared:
-        """`body` as-is, authenticated as far as the channel's format allows."""
-
-    @abstractmethod
-    def tamper(self, prepared: Prepared) -> Prepared:
-        """The same delivery with a wrong signature or token."""
-
-    @abstractmethod
-    def strip(self, prepared: Prepared) -> Prepared:
-        """The same delivery with no signature or token at all."""
-
-    @abstractmethod
-    def secrets(self) -> list[str]:
-        """Strings that must never appear in logs or stored headers."""
-
-    def send(self, http: httpx.Client, prepared: Prepared) -> httpx.Response:
-        return http.post(self.url(), content=prepared.content, headers=prepared.headers)
-
-
-class ApiProfile(ChannelProfile):
-    channel_type = "api"
-    channel_id = "api:partner"
-
-    def prepare(self, http: httpx.Client, fixture: str) -> Prepared:
-        return self.prepare_raw(http, (self.fixtures / fixture).read_bytes())
-
-    def prepare_raw(self, http: httpx.Client, body: bytes) -> Prepared:
-        return Prepared(body, signed_headers(body))
-
-    def tamper(self, prepared: Prepared) -> Prepared:
-        return replace(prepared, headers=signed_headers(prepared.content, secret="not-the-partner-secret-000"))
-
-    def strip(self, prepared: Prepared) -> Prepared:
-        return replace(prepared, headers={"Content-Type": "application/json"})
-
-    def secrets(self) -> list[str]:
-        return [TEST_API_SECRET]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "web_form"
 
 
 class WebFormProfile(ChannelProfile):
+    """A browser: it GETs the form for a token and cookie, then posts multipart with both."""
+
     channel_type = "web_form"
     channel_id = "web_form:balaiwarga"
+    # A test fills the form at once; the bot check would refuse it otherwise.
+    channel_settings = {"min_fill_seconds": 0}
+    fixtures = FIXTURES
+    expected_text = "Sampah menumpuk di pinggir Kali Ciliwung dekat jembatan, bau dan mulai menyumbat saluran air."
     boundary = "----kanal-test-boundary-7MA4YWxkTrZu0gW"
 
     def _form(self, http: httpx.Client) -> tuple[str, str]:
@@ -122,6 +61,7 @@ class WebFormProfile(ChannelProfile):
         }
 
     def prepare(self, http: httpx.Client, fixture: str) -> Prepared:
+        # A fixture here is the form as filled in (fields and photo), not bytes: the token is issued per GET.
         spec = json.loads((self.fixtures / fixture).read_text())
         token, cookie = self._form(http)
         fields = {**spec["fields"], "form_token": token}
@@ -143,7 +83,7 @@ class WebFormProfile(ChannelProfile):
             prepared.content,
         )
         assert tampered != prepared.content
-        return replace(prepared, content=tampered)
+        return Prepared(tampered, prepared.headers)
 
     def strip(self, prepared: Prepared) -> Prepared:
         stripped = re.sub(
@@ -155,10 +95,11 @@ class WebFormProfile(ChannelProfile):
         headers = {k: v for k, v in prepared.headers.items() if k != "Cookie"}
         return Prepared(stripped, headers)
 
-    def secrets(self) -> list[str]:
-        from tests.conftest import TEST_SECRET_KEY
 
-        return [TEST_SECRET_KEY]
+class TestWebFormContract(ContractSuite):
+    profile = WebFormProfile()
 
-
-PROFILES: dict[str, ChannelProfile] = {p.channel_type: p for p in (ApiProfile(), WebFormProfile())}
+    @pytest.fixture
+    def kanal_database_url(self, database_url: str) -> str:
+        # Kanal's own suite runs the contract on both engines (the conftest's `database_url`).
+        return database_url
