@@ -218,9 +218,7 @@ def write_kanal_config(folder: Path, db_url: str, crm_port: int) -> None:
         "log_level": "WARNING",
         "adapters": {"disabled": ["web_form"]},
         # Every report forwarded: the end-to-end run times delivery to the CRM, not admins' review.
-        "channels": {
-            CHANNEL: {"type": "api", "trusted": True, "hold_for_review": [], "settings": {"secret": SECRET}}
-        },
+        "channels": {CHANNEL: {"type": "api", "trusted": True, "hold_for_review": [], "settings": {"secret": SECRET}}},
         "crm": {"base_url": f"http://{HOST}:{crm_port}/", "api_key": CRM_KEY},
         "workers": {"poll_interval_seconds": 0.2},
     }
