@@ -77,6 +77,14 @@ class CRMConfig(_Strict):
     send_reporter_contact: bool = False
 
 
+class FeedConfig(_Strict):
+    """The unified feed a CRM can pull (`GET /api/v1/feed`)."""
+
+
+class SLAConfig(_Strict):
+    """How long each step may take before a report is overdue."""
+
+
 class WorkersConfig(_Strict):
     """The background loops `kanal run` starts beside the web server."""
 
@@ -113,6 +121,8 @@ class KanalSettings(_Strict):
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    feed: FeedConfig = Field(default_factory=FeedConfig)
+    sla: SLAConfig = Field(default_factory=SLAConfig)
     #: Categories, agencies, units and phrase rules for routing (config/taxonomy.yaml); None: the shipped one.
     taxonomy: Taxonomy | None = None
     #: Top-level key -> the file or variable that set it, so later checks can name it in errors.
