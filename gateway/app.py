@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from gateway import migrate
 from gateway.db import checkpoint_sqlite, is_sqlite
-from gateway.routes import channels, health, media, quarantine
+from gateway.routes import channels, health, media, quarantine, status
 from gateway.runtime import build_runtime
 from gateway.scheduler import PullScheduler
 from gateway.settings import KanalSettings
@@ -89,6 +89,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(quarantine.router)
     app.include_router(media.router)
+    app.include_router(status.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
