@@ -10,15 +10,25 @@ What callers may rely on:
   is ``deferred_delay`` seconds old (default 0: immediately); assignment happens lazily on the next
   read, so ``GET /tokens/{token}.json`` shows ``service_request_id: null`` only until then.
 * Timestamps are ISO 8601 with the Asia/Jakarta offset, e.g. ``2026-11-28T07:15:00+07:00``.
+* ``POST /push/reports`` (when started with push secrets) takes Kanal's signed JSON push: 401 on a bad
+  ``X-Kanal-Signature``, the ``Idempotency-Key`` de-duplicates, the document is kept whole.
+* Operator routes (``/_sim/...``, no api_key): change a status, read a request whole, inject failures
+  (``/_sim/faults``), rotate the accepted api keys, count the traffic received (``/_sim/traffic``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import math
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -67,15 +77,70 @@ class StatusChange(BaseModel):
     note: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
 
 
+@dataclass
+class FaultPlan:
+    """Operator-injected failures: the next ``count`` matching requests answer ``status`` (an error array)."""
+
+    status: int = 0
+    count: int = 0
+    #: Only requests whose path starts with this fail (e.g. ``/requests.json``); empty: every public route.
+    path: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, path: str) -> int | None:
+        """The status to fail this request with, or ``None``; counts the failure down."""
+        with self.lock:
+            if self.count <= 0 or (self.path and not path.startswith(self.path)):
+                return None
+            self.count -= 1
+            return self.status
+
+
+class FaultRequest(BaseModel):
+    """Body of ``POST /_sim/faults``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int = Field(ge=400, le=599)
+    count: int = Field(ge=0, le=1_000_000)
+    path: str = ""
+
+
+class ApiKeys(BaseModel):
+    """Body of ``POST /_sim/api-keys``: the keys accepted from now on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keys: list[str] = Field(min_length=1)
+
+
+class PushedReport(BaseModel):
+    """What the JSON push receiver needs from a pushed report (other fields are kept as they came)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    service_code: str = Field(min_length=1, max_length=100)
+    text: str = Field(max_length=MAX_DESCRIPTION)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    address: str | None = Field(default=None, max_length=MAX_FIELD)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lng: float | None = Field(default=None, ge=-180, le=180)
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """Everything the route handlers need; built once per app by ``create_app``."""
 
     store: CRMStore
-    api_keys: frozenset[str]
+    #: Mutable on purpose: ``POST /_sim/api-keys`` rotates them, as a CRM admin would.
+    api_keys: set[str]
     jurisdiction_id: str | None
     deferred: bool
     deferred_delay: float
+    #: Secrets accepted on ``POST /push/reports`` (signed JSON push); empty: the receiver answers 404.
+    push_secrets: tuple[str, ...] = ()
+    faults: FaultPlan = field(default_factory=lambda: FaultPlan())
+    traffic: Counter[str] = field(default_factory=Counter)
 
 
 # -- small helpers -------------------------------------------------------------------------------
@@ -328,6 +393,93 @@ def build_new_request(config: SimConfig, reader: FormReader, request: Request) -
     )
 
 
+# -- signed JSON push ----------------------------------------------------------------------------
+
+PUSH_SIGNATURE_HEADER = "x-kanal-signature"
+PUSH_TOLERANCE_SECONDS = 300
+
+
+def verify_push_signature(header: str | None, body: bytes, secrets: tuple[str, ...], *, now: float) -> None:
+    """Check ``t=<unix>,v1=<hex hmac-sha256 of "<t>.<body>">`` against any accepted secret; 401 otherwise.
+
+    Written here independently of Kanal's signing module, so the receiver checks what the sender does
+    rather than sharing its mistakes.
+    """
+    parts = dict(part.strip().partition("=")[::2] for part in (header or "").split(",") if "=" in part)
+    timestamp, given = parts.get("t", ""), parts.get("v1", "").lower()
+    if not timestamp.isdigit() or not given:
+        raise ApiError(401, "X-Kanal-Signature missing or malformed; expected t=<unix seconds>,v1=<hex hmac>")
+    if abs(now - int(timestamp)) > PUSH_TOLERANCE_SECONDS:
+        raise ApiError(401, "X-Kanal-Signature timestamp outside the accepted window")
+    signed = timestamp.encode() + b"." + body
+    if not any(
+        hmac.compare_digest(hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest(), given) for secret in secrets
+    ):
+        raise ApiError(401, "X-Kanal-Signature does not match the body")
+
+
+def add_push_routes(app: FastAPI, config: SimConfig) -> None:
+    """``POST /push/reports``: a CRM without Open311 taking Kanal's signed JSON push.
+
+    Verifies the signature (401), requires an ``Idempotency-Key`` (400) and answers a repeat with the first
+    answer and ``Idempotent-Replayed: true``; the pushed document is kept whole in the request's attributes.
+    """
+
+    @app.post("/push/reports")
+    async def receive_push(request: Request) -> JSONResponse:
+        if not config.push_secrets:
+            raise ApiError(404, "this CRM takes no JSON push (start it with --push-secret)")
+        body = await request.body()
+        verify_push_signature(request.headers.get(PUSH_SIGNATURE_HEADER), body, config.push_secrets, now=time.time())
+        key = idempotency_key(request)
+        if key is None:
+            raise ApiError(400, "Idempotency-Key header is required")
+        try:
+            document = json.loads(body)
+            pushed = PushedReport.model_validate(document)
+        except (ValueError, ValidationError) as exc:
+            raise ApiError(400, f"body is not a Kanal report document: {str(exc)[:300]}") from None
+        service = find_service(pushed.service_code) or find_service("lainnya")
+        assert service is not None
+        new = NewRequest(
+            service_code=service.service_code,
+            token=uuid.uuid4().hex,
+            description=pushed.description or pushed.text,
+            lat=pushed.lat,
+            long=pushed.lng,
+            address_string=pushed.address,
+            attributes={"push": document},
+            idempotency_key=key,
+            service_notice=f"Laporan diterima dan diteruskan ke {service.agency}.",
+            agency_responsible=service.agency,
+        )
+        stored, created = await run_in_threadpool(config.store.create, new, assign_id=True)
+        headers = {} if created else {"Idempotent-Replayed": "true"}
+        return JSONResponse(
+            {"id": stored.service_request_id, "status": "created" if created else "duplicate"}, headers=headers
+        )
+
+
+def add_traffic_middleware(app: FastAPI, config: SimConfig) -> None:
+    """Count what clients send (so tests can see a retry storm, or its absence) and play injected faults."""
+
+    @app.middleware("http")
+    async def count_and_fault(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        path = request.url.path
+        if path.startswith("/_sim/"):
+            return await call_next(request)
+        route = "/tokens/{token}.json" if path.startswith("/tokens/") else path
+        if path.startswith("/requests/"):
+            route = "/requests/{id}.json"
+        failure = config.faults.take(path)
+        if failure is not None:
+            config.traffic[f"{request.method} {route} {failure}"] += 1
+            return error_response(failure, f"injected failure ({failure})")
+        response = await call_next(request)
+        config.traffic[f"{request.method} {route} {response.status_code}"] += 1
+        return response
+
+
 # -- the app -------------------------------------------------------------------------------------
 
 
@@ -446,6 +598,44 @@ def add_operator_routes(app: FastAPI, config: SimConfig) -> None:
             raise ApiError(404, f"service_request_id not found: {service_request_id!r}")
         return render_request(updated)
 
+    @app.get("/_sim/requests/{service_request_id}")
+    def raw_request(service_request_id: str) -> dict[str, Any]:
+        """Everything stored for a request, attributes and pushed document included (not in the spec's view)."""
+        resolve_pending(config)
+        found = config.store.get(service_request_id)
+        if found is None:
+            raise ApiError(404, f"service_request_id not found: {service_request_id!r}")
+        return {**render_request(found), "attributes": found.attributes, "jurisdiction_id": found.jurisdiction_id}
+
+    @app.post("/_sim/faults")
+    async def inject_faults(request: Request) -> dict[str, Any]:
+        try:
+            plan = FaultRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise ApiError(
+                400, *[f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+            ) from None
+        with config.faults.lock:
+            config.faults.status, config.faults.count, config.faults.path = plan.status, plan.count, plan.path
+        return plan.model_dump()
+
+    @app.post("/_sim/api-keys")
+    async def rotate_api_keys(request: Request) -> dict[str, Any]:
+        try:
+            keys = ApiKeys.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise ApiError(
+                400, *[f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+            ) from None
+        config.api_keys.clear()
+        config.api_keys.update(keys.keys)
+        return {"keys": len(config.api_keys)}
+
+    @app.get("/_sim/traffic")
+    def traffic() -> dict[str, int]:
+        """Requests received per ``METHOD /route status`` since start, operator routes excluded."""
+        return dict(config.traffic)
+
     @app.get("/_sim/stats")
     def stats() -> dict[str, Any]:
         resolve_pending(config)
@@ -459,16 +649,19 @@ def create_app(
     jurisdiction_id: str | None = None,
     deferred: bool = False,
     deferred_delay: float = 0.0,
+    push_secrets: Iterable[str] | None = None,
 ) -> FastAPI:
     """Build a CRM simulator app over the SQLite file ``db_path`` (created if missing).
 
     ``api_keys`` are the keys accepted by ``POST /requests.json``. With ``deferred`` the POST answers
     a token, and the service_request_id appears ``deferred_delay`` seconds later (0: at once).
+    With ``push_secrets``, ``POST /push/reports`` takes signed JSON pushes (see ``add_push_routes``).
     The store's connection is closed when the app shuts down (and reopened if it is used again).
     """
     config = SimConfig(
         store=CRMStore(db_path),
-        api_keys=frozenset(api_keys),
+        api_keys=set(api_keys),
+        push_secrets=tuple(push_secrets or ()),
         jurisdiction_id=jurisdiction_id,
         deferred=deferred,
         deferred_delay=max(0.0, deferred_delay),
@@ -484,5 +677,7 @@ def create_app(
     install_error_handlers(app)
     add_discovery_routes(app, config)
     add_request_routes(app, config)
+    add_push_routes(app, config)
     add_operator_routes(app, config)
+    add_traffic_middleware(app, config)
     return app

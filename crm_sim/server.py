@@ -32,6 +32,7 @@ def serve(
     jurisdiction_id: str | None = None,
     deferred: bool = False,
     deferred_delay: float = 0.0,
+    push_secrets: Iterable[str] = (),
 ) -> None:
     """Run the simulator in the foreground until interrupted (Ctrl-C / SIGTERM)."""
     app = create_app(
@@ -40,6 +41,7 @@ def serve(
         jurisdiction_id=jurisdiction_id,
         deferred=deferred,
         deferred_delay=deferred_delay,
+        push_secrets=push_secrets,
     )
     print(f"crm-sim: Open311 GeoReport v2 at http://{host}:{port}/ (db {db_path})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -67,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --deferred: seconds before a token resolves to a service_request_id (default 0)",
     )
+    parser.add_argument(
+        "--push-secret",
+        action="append",
+        dest="push_secrets",
+        metavar="SECRET",
+        help="accept signed JSON pushes at POST /push/reports with this secret; repeat for several",
+    )
     return parser
 
 
@@ -84,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             jurisdiction_id=args.jurisdiction_id,
             deferred=args.deferred,
             deferred_delay=args.deferred_delay,
+            push_secrets=args.push_secrets or (),
         )
     except KeyboardInterrupt:
         return 130
@@ -113,6 +123,7 @@ class RunningCRMSim:
         jurisdiction_id: str | None = None,
         deferred: bool = False,
         deferred_delay: float = 0.0,
+        push_secrets: Iterable[str] = (),
         port: int | None = None,
         host: str = "127.0.0.1",
         startup_timeout: float = 10.0,
@@ -122,6 +133,7 @@ class RunningCRMSim:
         self.jurisdiction_id = jurisdiction_id
         self.deferred = deferred
         self.deferred_delay = deferred_delay
+        self.push_secrets = tuple(push_secrets)
         self.host = host
         self.port = port or free_port(host)
         self.startup_timeout = startup_timeout
@@ -132,6 +144,11 @@ class RunningCRMSim:
     def base_url(self) -> str:
         """Root URL of the GeoReport endpoints, with trailing slash."""
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def push_url(self) -> str:
+        """Where the JSON push receiver listens (needs ``push_secrets``)."""
+        return f"{self.base_url}push/reports"
 
     @property
     def running(self) -> bool:
@@ -148,6 +165,7 @@ class RunningCRMSim:
             jurisdiction_id=self.jurisdiction_id,
             deferred=self.deferred,
             deferred_delay=self.deferred_delay,
+            push_secrets=self.push_secrets,
         )
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)

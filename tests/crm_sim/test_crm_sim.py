@@ -210,3 +210,34 @@ def test_malformed_fields_are_400_never_500(client: httpx.Client) -> None:
     assert_error_array(client.get("no/such/route"), 404)
     assert_error_array(client.delete("requests.json"), 405)
     assert client.get("_sim/stats").json()["requests"] == 0
+
+
+def test_json_push_receiver_verifies_the_signature_and_deduplicates(tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+    import json
+
+    secret = "push-secret-0123456789"
+    with RunningCRMSim(db_path=tmp_path / "push.sqlite3", api_keys={KEY}, push_secrets=[secret]) as sim:
+        body = json.dumps({"service_code": "jalan", "text": "Jalan berlubang", "lat": -6.2, "lng": 106.8}).encode()
+        stamp = str(int(time.time()))
+        good = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": "k-1"}
+        forged = httpx.post(sim.push_url, content=body, headers={**headers, "X-Kanal-Signature": f"t={stamp},v1=00"})
+        assert_error_array(forged, 401)
+        signed = {**headers, "X-Kanal-Signature": f"t={stamp},v1={good}"}
+        first = httpx.post(sim.push_url, content=body, headers=signed)
+        again = httpx.post(sim.push_url, content=body, headers=signed)
+        assert first.status_code == again.status_code == 200
+        assert first.json()["id"] == again.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+        unkeyed = {k: v for k, v in signed.items() if k != "Idempotency-Key"}
+        assert_error_array(httpx.post(sim.push_url, content=body, headers=unkeyed), 400)
+        assert httpx.get(f"{sim.base_url}_sim/stats").json()["requests"] == 1
+
+
+def test_injected_faults_answer_error_arrays_and_traffic_is_counted(sim: RunningCRMSim, client: httpx.Client) -> None:
+    assert client.post("_sim/faults", json={"status": 503, "count": 1, "path": "/requests.json"}).status_code == 200
+    assert_error_array(submit(client, **JAKARTA), 503)
+    assert submit(client, **JAKARTA).status_code == 200
+    traffic = client.get("_sim/traffic").json()
+    assert traffic["POST /requests.json 503"] == 1 and traffic["POST /requests.json 200"] == 1
