@@ -4,14 +4,19 @@ Body: `{"external_id", "text", "sender": {"id", "name", "phone", "email"},
 "location": {"lat", "lng", "address"}, "media": [{"url", "content_type"}], "sent_at"}`; only
 `external_id` and `text` are required. Header `X-Kanal-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
 "<t>.<raw body>">`, accepted within five minutes of our clock.
+
+Replies (status changes for the citizen) go to the partner's `reply_url` when one is configured:
+`POST {"recipient", "text", "in_reply_to", "thread_id"}`, signed the same way with the same secret.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError
 
 from adapters import hookimpl, signing
 from adapters.contract import (
@@ -20,10 +25,11 @@ from adapters.contract import (
     InboundMessage,
     Location,
     MediaRef,
+    OutboundReply,
     RawRequest,
     Sender,
 )
-from adapters.errors import PayloadRejected
+from adapters.errors import ChannelUnavailable, PayloadRejected
 
 SIGNATURE_HEADER = "x-kanal-signature"
 
@@ -33,6 +39,10 @@ class ApiSettings(ChannelSettings):
     #: Still accepted during a key rotation, until the partner has switched.
     previous_secrets: list[SecretStr] = Field(default_factory=list)
     tolerance_seconds: int = Field(default=signing.DEFAULT_TOLERANCE_SECONDS, ge=1, le=3600)
+    #: The partner's endpoint for messages to the citizen (status changes); signed with `secret` as the
+    #: partner signs its deliveries. None: this channel has no reply path, and Kanal records that.
+    reply_url: HttpUrl | None = None
+    reply_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
 
 class _ApiPayload(BaseModel):
@@ -61,6 +71,41 @@ class ApiAdapter(Adapter[ApiSettings]):
             now=request.received_at,
             tolerance_seconds=self.settings.tolerance_seconds,
         )
+
+    async def send(self, reply: OutboundReply) -> str:
+        """POST the reply to the partner's `reply_url`, signed; its answer's `id`, if any, is the message id."""
+        if self.settings.reply_url is None:
+            raise NotImplementedError(f"channel {self.channel_id} has no reply_url: set one to tell citizens")
+        body = json.dumps(
+            {
+                "recipient": reply.recipient.model_dump(exclude_none=True),
+                "text": reply.text,
+                "in_reply_to": reply.in_reply_to,
+                "thread_id": reply.thread_id,
+            },
+            ensure_ascii=False,
+        ).encode()
+        secret = self.settings.secret.get_secret_value().encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Kanal-Signature": signing.sign(secret, body, int(time.time())),
+        }
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.reply_timeout_seconds) as http:
+                response = await http.post(str(self.settings.reply_url), content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ChannelUnavailable(f"partner reply endpoint unreachable ({type(exc).__name__})") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ChannelUnavailable(f"partner answered {response.status_code}; will retry")
+        if response.status_code >= 400:
+            raise ChannelUnavailable(
+                f"partner refused the reply ({response.status_code}): {response.text[:300]}", retryable=False
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            return ""
+        return str(answer.get("id", "")) if isinstance(answer, dict) else ""
 
     def parse(self, request: RawRequest) -> list[InboundMessage]:
         if not request.body.strip():

@@ -13,6 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from crm_client import api as outbox_api
+from crm_client import status_webhook
+from crm_client.notifications import NotificationSender
+from crm_client.status_sync import StatusPoller
 from gateway import migrate
 from gateway.db import checkpoint_sqlite, is_sqlite
 from gateway.routes import channels, health, media, quarantine, status
@@ -21,6 +25,7 @@ from gateway.scheduler import PullScheduler
 from gateway.settings import KanalSettings
 from gateway.workers import Workers
 from review_queue import api as review_api
+from review_queue import feed_api
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ def create_app(settings: KanalSettings) -> FastAPI:
     workers = Workers(runtime)
     runtime.writer.on_stored = workers.poke_normalizer
     pulls = PullScheduler(runtime)
+    status_poller = StatusPoller(runtime.engine, settings)
+    notifier = NotificationSender(runtime.engine, runtime.channels, settings.notifications)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +61,8 @@ def create_app(settings: KanalSettings) -> FastAPI:
             await workers.start()
             # Pull channels are polled where the workers run; a web-only process (--no-workers) leaves them be.
             await pulls.start()
+            await status_poller.start()
+            await notifier.start()
         # Everything built so far lives as long as the process. Taking it out of the collector's view keeps
         # full collections short: measured, they otherwise stalled acknowledgements by over 100 ms (bench/).
         gc.freeze()
@@ -69,6 +78,8 @@ def create_app(settings: KanalSettings) -> FastAPI:
             if checkpointer is not None:
                 checkpointer.cancel()
             # Before the inbox writer: a poll under way still stores its messages, then saves its cursor.
+            await notifier.stop()
+            await status_poller.stop()
             await pulls.stop()
             await runtime.writer.stop()
             await workers.stop()
@@ -84,12 +95,17 @@ def create_app(settings: KanalSettings) -> FastAPI:
     app.state.kanal = runtime
     app.state.workers = workers
     app.state.pull_scheduler = pulls
+    app.state.status_poller = status_poller
+    app.state.notifier = notifier
     app.add_middleware(channels.ChannelInbound, runtime=runtime)
     app.include_router(review_api.router)
+    app.include_router(outbox_api.router)
+    app.include_router(feed_api.router)
     app.include_router(health.router)
     app.include_router(quarantine.router)
     app.include_router(media.router)
     app.include_router(status.router)
+    app.include_router(status_webhook.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(handler=_admin_create)
 
+    feed = sub.add_parser("feed", help="the unified feed a CRM pulls (GET /api/v1/feed)")
+    feed_consumer = feed.add_subparsers(metavar="WHAT").add_parser("consumer", help="systems that read the feed")
+    feed_create = feed_consumer.add_subparsers(metavar="ACTION").add_parser(
+        "create", help="create a consumer and print its key (shown once, stored hashed)"
+    )
+    feed_create.add_argument("--name", required=True, help="who reads with this key, e.g. crm-jakarta")
+    feed_create.set_defaults(handler=_feed_consumer_create)
+
     normalize = sub.add_parser(
         "normalize",
         help="show what Kanal makes of a message: place, category, agency, masking, completeness, reasons",
@@ -92,16 +100,31 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--dir", default=".", help="where to create the package folder (default: here)")
     new.set_defaults(handler=_adapters_new)
 
+    sla = sub.add_parser("sla", help="service levels: which reports are overdue")
+    sla_sub = sla.add_subparsers(metavar="ACTION")
+    sla_report = sla_sub.add_parser("report", help="overdue reports by agency, oldest first, times in WIB")
+    sla_report.add_argument("--json", action="store_true", help="one JSON object per agency group")
+    sla_report.add_argument(
+        "--sweep", action="store_true", help="bring the SLA columns up to date first (what the workers do each minute)"
+    )
+    sla_report.set_defaults(handler=_sla_report)
+
     outbox = sub.add_parser("outbox", help="reports on their way to the CRM")
     outbox_sub = outbox.add_subparsers(metavar="ACTION")
-    olist = outbox_sub.add_parser("list", help="list outbox items (dead ones by default)")
-    olist.add_argument("--state", choices=["pending", "sent", "dead"], default="dead")
+    olist = outbox_sub.add_parser("list", help="list outbox items (dead ones by default) with the CRM's last answer")
+    olist.add_argument("--state", choices=["pending", "resolving", "sent", "dead", "dropped"], default="dead")
     olist.add_argument("--limit", type=int, default=50)
     olist.set_defaults(handler=_outbox_list)
-    retry = outbox_sub.add_parser("retry", help="send dead items again")
+    retry = outbox_sub.add_parser("retry", help="send dead items again, built afresh under the current config")
     retry.add_argument("ids", nargs="*", help="outbox item ids (see `kanal outbox list`)")
     retry.add_argument("--all", action="store_true", help="every dead item")
     retry.set_defaults(handler=_outbox_retry)
+    odrop = outbox_sub.add_parser("drop", help="give up on dead (or pending) items; the reason goes in the history")
+    odrop.add_argument("ids", nargs="+", help="outbox item ids (see `kanal outbox list`)")
+    odrop.add_argument("--reason", required=True, help="why, for the report's history")
+    odrop.set_defaults(handler=_outbox_drop)
+    resume = outbox_sub.add_parser("resume", help="send again after the CRM refused our credentials (fix them first)")
+    resume.set_defaults(handler=_outbox_resume)
     return parser
 
 
@@ -192,6 +215,24 @@ def _admin_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _feed_consumer_create(args: argparse.Namespace) -> int:
+    from review_queue.feed import ConsumerError, create_consumer
+
+    try:
+        key, consumer = create_consumer(_engine(), name=args.name)
+    except ConsumerError as exc:
+        print(f"kanal: {exc}; nothing created", file=sys.stderr)
+        return 1
+    # The key alone on stdout, so a script can capture it; it cannot be shown again (only its hash is kept).
+    print(key)
+    print(
+        f"kanal: created feed consumer {consumer.name!r}; keep the key above, it is not shown again. "
+        "Read with `Authorization: Bearer <key>` on GET /api/v1/feed",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _normalize(args: argparse.Namespace) -> int:
     from gateway.normalize_cli import normalize_file, normalize_text
 
@@ -234,37 +275,24 @@ def _adapters_new(args: argparse.Namespace) -> int:
 
 
 def _outbox_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-    from sqlmodel import col
+    from crm_client.api import list_items
 
-    from crm_client.tables import OutboxItem
-    from gateway.db import read_session
-
-    with read_session(_engine()) as session:
-        items = session.execute(
-            select(OutboxItem)
-            .where(col(OutboxItem.state) == args.state)
-            .order_by(col(OutboxItem.created_at))
-            .limit(args.limit)
-        ).scalars()
-        count = 0
-        for item in items:
-            count += 1
-            print(
-                json.dumps(
-                    {
-                        "id": item.id,
-                        "report_id": item.report_id,
-                        "state": item.state,
-                        "attempts": item.attempts,
-                        "next_attempt_at": item.next_attempt_at.isoformat(),
-                        "last_status_code": item.last_status_code,
-                        "last_error": item.last_error,
-                    },
-                    ensure_ascii=False,
-                )
-            )
-    print(f"kanal: {count} {args.state} item(s)", file=sys.stderr)
+    items = list_items(_engine(), state=args.state, limit=args.limit)
+    for item in items:
+        last = item.last_attempt
+        row = {
+            "id": item.id,
+            "ticket_code": item.ticket_code,
+            "state": item.state,
+            "attempts": item.attempts,
+            "next_attempt_at": item.next_attempt_at.isoformat(),
+            "last_status_code": item.last_status_code,
+            "last_error": item.last_error,
+            # What the CRM itself said (its error array), secrets redacted: often the fix is spelled out there.
+            "crm_answer": last.answer if last else None,
+        }
+        print(json.dumps(row, ensure_ascii=False))
+    print(f"kanal: {len(items)} {args.state} item(s)", file=sys.stderr)
     return 0
 
 
@@ -274,8 +302,68 @@ def _outbox_retry(args: argparse.Namespace) -> int:
     if not args.ids and not args.all:
         print("kanal: name the items to retry (ids from `kanal outbox list`) or pass --all", file=sys.stderr)
         return 2
-    count = retry_dead(_engine(), item_ids=args.ids or None, actor=f"cli:{getpass.getuser()}")
+    settings = _settings()
+    count = retry_dead(_engine(), item_ids=args.ids or None, actor=f"cli:{getpass.getuser()}", crm=settings.crm)
     print(f"kanal: {count} dead item(s) queued again; a running `kanal run` sends them within seconds")
+    return 0
+
+
+def _outbox_drop(args: argparse.Namespace) -> int:
+    from crm_client.outbox import OutboxActionError, drop
+
+    try:
+        count = drop(_engine(), item_ids=args.ids, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+    except OutboxActionError as exc:
+        print(f"kanal: {exc}; nothing dropped", file=sys.stderr)
+        return 1
+    print(f"kanal: {count} item(s) dropped; the reason is in each report's history")
+    return 0
+
+
+def _outbox_resume(_args: argparse.Namespace) -> int:
+    from crm_client import pause
+
+    if pause.resume(_engine()):
+        print("kanal: sending to the CRM resumed; a running `kanal run` picks up within seconds")
+    else:
+        print("kanal: sending was not paused")
+    return 0
+
+
+def _sla_report(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.db import make_engine, utcnow
+    from review_queue import sla
+    from review_queue.workdays import HolidayFileError, load_calendar
+
+    settings = _settings()
+    now = utcnow()
+    try:
+        calendar = load_calendar(settings.sla.holidays_file)
+    except HolidayFileError as exc:
+        print(f"kanal: {exc}\nkanal: fix the holiday file (or sla.holidays_file in config/sla.yaml)", file=sys.stderr)
+        return 2
+    try:
+        engine = _engine() if args.sweep else make_engine(settings.database_url)
+        if args.sweep:
+            channels = settings.channels
+            sla.sweep(engine, settings.sla, channels=channels, now=now, calendar=calendar)
+        grouped = sla.overdue_reports(engine, now=now, calendar=calendar)
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(
+            f"kanal: cannot read the database ({reason}).\n"
+            "kanal: check that it is running and that database_url (config/kanal.yaml or KANAL_DATABASE_URL) "
+            "points at it; `kanal db upgrade` creates a missing schema",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        for agency, rows in grouped.items():
+            print(json.dumps({"agency": agency, "reports": [r.as_json() for r in rows]}, ensure_ascii=False))
+    else:
+        print(sla.format_overdue(grouped, now=now))
     return 0
 
 

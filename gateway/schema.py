@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+import crm_client.notifications
 import crm_client.tables
 import gateway.cursors
 import gateway.inbox
+import review_queue.feed
 import review_queue.tables
 
 metadata = SQLModel.metadata

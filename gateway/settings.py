@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from normalizer.taxonomy import Taxonomy, check_references
 
@@ -62,12 +62,25 @@ class AdaptersConfig(_Strict):
 
 
 class CRMConfig(_Strict):
-    """Where approved reports go: an Open311 GeoReport v2 endpoint."""
+    """Where approved reports go: an Open311 GeoReport v2 endpoint, or a signed JSON push."""
 
+    #: open311: POST requests.json (GeoReport v2). json_push: the report as signed JSON to `push_url`.
+    kind: Literal["open311", "json_push"] = "open311"
     base_url: str = "http://127.0.0.1:8070/"
     api_key: SecretStr = SecretStr("demo-key")
     jurisdiction_id: str | None = None
+    #: Kanal category code (config/taxonomy.yaml) -> the CRM's service_code; unmapped ones get the default.
+    service_map: dict[str, str] = Field(default_factory=dict)
     default_service_code: str = "lainnya"
+    #: service_code -> {attribute code: value} for the attributes a service definition asks for. A value
+    #: `report.<field>` takes that field of the report (ticket_code, category_code, agency_code, agency_unit,
+    #: kota_code, kecamatan_code, kelurahan_code); anything else is sent as written.
+    attribute_defaults: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: How long the discovered services.json and service definitions are trusted before being read again.
+    services_refresh_seconds: float = Field(default=3600.0, gt=0)
+    #: json_push only: where the JSON goes, and the shared secret its X-Kanal-Signature is made with.
+    push_url: str | None = None
+    push_secret: SecretStr | None = None
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=10, ge=1)
     backoff_base_seconds: float = Field(default=2.0, gt=0)
@@ -76,13 +89,113 @@ class CRMConfig(_Strict):
     #: talks to the citizen itself, and personal data goes onward only where a deployment needs it.
     send_reporter_contact: bool = False
 
+    @model_validator(mode="after")
+    def _push_needs_url_and_secret(self) -> CRMConfig:
+        if self.kind == "json_push":
+            if not self.push_url:
+                raise ValueError("crm.kind is json_push: set crm.push_url (where the signed JSON is posted)")
+            if self.push_secret is None or len(self.push_secret.get_secret_value()) < 16:
+                raise ValueError("crm.kind is json_push: set crm.push_secret to a shared secret of 16+ characters")
+        return self
+
 
 class FeedConfig(_Strict):
     """The unified feed a CRM can pull (`GET /api/v1/feed`)."""
 
+    #: Entries per page when the consumer names no `limit`.
+    default_page_size: int = Field(default=100, ge=1, le=1000)
+    #: The most entries one page returns, whatever `limit` asks (at most 1000): bounds one request's cost.
+    max_page_size: int = Field(default=1000, ge=1, le=1000)
+
 
 class SLAConfig(_Strict):
-    """How long each step may take before a report is overdue."""
+    """How long each step may take before a report is overdue (docs/sla.md; defaults in config/sla.yaml)."""
+
+    class Limit(_Strict):
+        """One stage's time limit, counted from the stage's start, and the warning colours before it."""
+
+        within: int = Field(ge=0)
+        #: `working_days`: Jakarta working days, the deadline at the end (24:00 WIB) of the last one;
+        #: `days`: calendar days of 24 hours from the stage's start.
+        unit: Literal["working_days", "days"] = "working_days"
+        #: Yellow, then red ("almost late", as the CRM colours it) this long after the start, same unit.
+        yellow_after: int | None = Field(default=None, ge=0)
+        red_after: int | None = Field(default=None, ge=0)
+
+        @model_validator(mode="after")
+        def _ordered(self) -> SLAConfig.Limit:
+            steps = [v for v in (self.yellow_after, self.red_after) if v is not None]
+            if steps != sorted(steps) or any(v > self.within for v in steps):
+                raise ValueError("expected yellow_after <= red_after <= within")
+            return self
+
+    class Match(_Strict):
+        """What a rule applies to; every list given must contain the report's value, empty lists match all."""
+
+        channel_types: list[str] = Field(default_factory=list)
+        channel_ids: list[str] = Field(default_factory=list)
+        categories: list[str] = Field(default_factory=list)
+
+    class Rule(_Strict):
+        """Limits for the reports a `match` selects; a stage it leaves out falls to the next rule."""
+
+        name: str = Field(min_length=1)
+        match: SLAConfig.Match = Field(default_factory=lambda: SLAConfig.Match())
+        review: SLAConfig.Limit | None = None
+        follow_up: SLAConfig.Limit | None = None
+
+    enabled: bool = True
+    #: Seconds between sweeps, and the most reports one sweep transaction touches.
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    sweep_batch: int = Field(default=500, ge=1)
+    #: Public holidays and cuti bersama; None: the shipped review_queue/data/hari_libur.yaml.
+    holidays_file: Path | None = None
+    #: Review: from receipt until an admin approves or rejects.
+    review: Limit = Field(default_factory=lambda: SLAConfig.Limit(within=1, unit="working_days"))
+    #: Follow-up: from approval until the CRM moves the report (in progress, resolved); also while it is
+    #: stuck on the way there (crm_failed), which must not hang silently either.
+    follow_up: Limit = Field(default_factory=lambda: SLAConfig.Limit(within=7, unit="days", red_after=6))
+    #: Rules tried in order before the defaults above; per stage, the first matching rule with that stage wins.
+    #: The default list (also in config/sla.yaml) holds LAPOR!'s national limits.
+    rules: list[Rule] = Field(
+        default_factory=lambda: [
+            SLAConfig.Rule(
+                name="lapor",
+                match=SLAConfig.Match(channel_types=["lapor"]),
+                review=SLAConfig.Limit(within=3, unit="working_days"),
+                follow_up=SLAConfig.Limit(within=5, unit="working_days", red_after=4),
+            )
+        ]
+    )
+    #: Admin roles told about an overdue report (an `admin_notification` row each).
+    notify_roles: list[str] = Field(default_factory=lambda: ["superadmin", "reviewer"])
+
+
+class StatusSyncConfig(_Strict):
+    """Following forwarded reports in the CRM: polled in batches, and pushed by the CRM's webhook."""
+
+    #: Ask the CRM about forwarded reports this often (GET requests.json?service_request_id=a,b,...).
+    poll_interval_seconds: float = Field(default=300.0, gt=0)
+    #: Reports per request; the oldest-checked first, so every open report is asked about in turn.
+    batch_size: int = Field(default=50, ge=1, le=500)
+    #: Secret the CRM signs status webhooks with (X-Kanal-Signature, as the `api` channel); empty: webhook off.
+    webhook_secret: SecretStr = SecretStr("")
+
+
+class NotificationsConfig(_Strict):
+    """What the citizen is told when the CRM moves their report, and how hard Kanal tries to tell them."""
+
+    #: Language of the messages: "id" (Bahasa Indonesia) or "en".
+    language: Literal["id", "en"] = "id"
+    #: language -> report state ("in_progress", "resolved", ...) -> template. Placeholders: {ticket},
+    #: {agency}, {note} (the agency's own words), {status_url}. A state without a template is not told.
+    templates: dict[str, dict[str, str]] = Field(default_factory=dict)
+    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=30.0, gt=0)
+    backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    #: How long a process holds a message it is sending before another may try it.
+    send_lease_seconds: float = Field(default=300.0, gt=0)
 
 
 class WorkersConfig(_Strict):
@@ -123,6 +236,8 @@ class KanalSettings(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)
     sla: SLAConfig = Field(default_factory=SLAConfig)
+    status_sync: StatusSyncConfig = Field(default_factory=StatusSyncConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     #: Categories, agencies, units and phrase rules for routing (config/taxonomy.yaml); None: the shipped one.
     taxonomy: Taxonomy | None = None
     #: Top-level key -> the file or variable that set it, so later checks can name it in errors.

@@ -25,6 +25,8 @@ _STATES: dict[str, dict[Lang, str]] = {
     },
     ReportState.FORWARDED: {"id": "Sudah diteruskan ke instansi terkait", "en": "Sent to the responsible agency"},
     ReportState.REJECTED: {"id": "Tidak dapat ditindaklanjuti", "en": "Cannot be followed up"},
+    ReportState.IN_PROGRESS: {"id": "Sedang ditangani instansi", "en": "The agency is working on it"},
+    ReportState.RESOLVED: {"id": "Selesai ditangani", "en": "Resolved"},
     ReportState.CRM_FAILED: {
         "id": "Pengiriman ke instansi terkendala; petugas kami sedang menanganinya",
         "en": "Sending to the agency ran into a problem; our staff are on it",
@@ -38,6 +40,7 @@ _EVENTS: dict[str, dict[Lang, str]] = {
     "forwarded": {"id": "Diteruskan ke instansi", "en": "Sent to the agency"},
     "rejected": {"id": "Laporan tidak dapat ditindaklanjuti", "en": "Report cannot be followed up"},
     "follow_up": {"id": "Pesan lanjutan Anda diterima", "en": "Your follow-up message was received"},
+    "crm_status": {"id": "Status di instansi: {status}", "en": "Status at the agency: {status}"},
 }
 
 
@@ -75,13 +78,18 @@ def public_status(report: Report, events: list[ReportEvent], lang: Lang) -> Publ
         if labels is None:
             continue
         detail = None
-        if event.action == "rejected":
+        label = labels[lang]
+        if event.action == "crm_status":
+            after = event.after or {}
+            label = label.format(status=after.get("crm_status") or "-")
+            detail = after.get("crm_status_notes")  # the agency's own words to the citizen
+        elif event.action == "rejected":
             detail = report.reject_reason  # written by an admin for the citizen
         elif event.action == "forwarded" and report.crm_service_request_id:
             detail = ("Nomor di sistem instansi: " if lang == "id" else "Agency reference: ") + str(
                 report.crm_service_request_id
             )
-        steps.append(Step(at=wib(event.at, lang), label=labels[lang], detail=detail))
+        steps.append(Step(at=wib(event.at, lang), label=label, detail=detail))
     place = (report.place or {}).get("address_text")
     routing = report.routing or {}
     return PublicStatus(

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import signal
 
+from crm_client.notifications import NotificationSender
+from crm_client.status_sync import StatusPoller
 from gateway import migrate
 from gateway.runtime import build_runtime
 from gateway.scheduler import PullScheduler
@@ -29,6 +31,12 @@ async def run_workers(settings: KanalSettings) -> None:
     await workers.start()
     pulls = PullScheduler(runtime)
     await pulls.start()
+    # Several workers may poll the CRM's statuses at once: applying a change is idempotent, so the
+    # only cost is a duplicate question, never a duplicate event.
+    status_poller = StatusPoller(runtime.engine, settings)
+    await status_poller.start()
+    notifier = NotificationSender(runtime.engine, runtime.channels, settings.notifications)
+    await notifier.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -37,6 +45,8 @@ async def run_workers(settings: KanalSettings) -> None:
     try:
         await stop.wait()
     finally:
+        await notifier.stop()
+        await status_poller.stop()
         await pulls.stop()  # before the inbox writer, which stores what a poll under way fetched
         await workers.stop()
         await runtime.writer.stop()

@@ -1,4 +1,4 @@
-"""The background loops of `kanal run`: the normalizer and the CRM dispatcher.
+"""The background loops of `kanal run`: the normalizer, the CRM dispatcher and the SLA sweeper.
 
 Each loop works while there is work and otherwise sleeps until poked or until the poll interval
 passes; the poll matters on PostgreSQL, where another process may have stored the work.
@@ -11,12 +11,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from crm_client.dispatcher import Dispatcher
 from crm_client.open311 import Open311Client
 from gateway import metrics
 from gateway import normalize_worker as normalizing
+from gateway.db import utcnow
 from gateway.runtime import Runtime
+from review_queue import sla
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ MAX_DEFER_SECONDS = 1.0
 #: A round that goes ahead while deliveries are still streaming in takes only this many items, so
 #: the acknowledgements queued behind it wait milliseconds, not the length of a full batch.
 BUSY_ROUND_ITEMS = 16
+#: The SLA sweeper re-reads every changed report this often (and at start), besides the recent ones
+#: it reads each round: a report changed by a process whose clock or commit lagged is never missed.
+SLA_FULL_PASS_SECONDS = 3600.0
 
 
 class Workers:
@@ -69,6 +75,8 @@ class Workers:
                 self._loop("dispatcher", dispatcher.run_once, self._outbox_event), name="kanal-dispatcher"
             ),
         ]
+        if rt.settings.sla.enabled:
+            self._tasks.append(asyncio.create_task(self._sla_loop(), name="kanal-sla"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -116,6 +124,43 @@ class Workers:
         if taken:
             rt.counters.inc(metrics.NORMALIZED, taken)
         return taken
+
+    async def sla_round(self, *, now: datetime, since: datetime | None) -> sla.SweepResult:
+        """One sweep, a batch per writing transaction so SQLite's single writer is never held long."""
+        rt = self._runtime
+        channels = {cid: ch.config for cid, ch in rt.channels.items()}
+        total = sla.SweepResult()
+        while True:
+            result = await rt.writes.run(
+                lambda: sla.sweep_batch(rt.engine, rt.settings.sla, channels=channels, now=now, since=since)
+            )
+            total.checked += result.checked
+            total.newly_overdue += result.newly_overdue
+            total.notifications += result.notifications
+            if result.checked < rt.settings.sla.sweep_batch:
+                return total
+
+    async def _sla_loop(self) -> None:
+        interval = self._runtime.settings.sla.sweep_interval_seconds
+        last_round: datetime | None = None
+        last_full = float("-inf")
+        while True:
+            started, now = time.monotonic(), utcnow()
+            full = last_round is None or started - last_full >= SLA_FULL_PASS_SECONDS
+            try:
+                since = None if full or last_round is None else last_round - sla.CHANGE_MARGIN
+                result = await self.sla_round(now=now, since=since)
+                if result.newly_overdue:
+                    log.info("sla: %d report(s) newly overdue", result.newly_overdue)
+                last_round = now
+                if full:
+                    last_full = started
+                self._runtime.beat("sla")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sla: sweep failed; trying again in %.0f s", interval)
+            await asyncio.sleep(interval)
 
     async def _yield_to_ingest(self) -> bool:
         """Wait for a pause in incoming deliveries; return True if there was none (a small round is due)."""

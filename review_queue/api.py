@@ -8,11 +8,11 @@ import binascii
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, status
 from pydantic import BaseModel
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, case, or_, select
 from sqlmodel import Session, col
 
 from gateway.db import write_session
@@ -60,15 +60,25 @@ def list_reports(
     _admin: AdminDep,
     state: ReportState | None = None,
     channel_id: str | None = None,
+    sla_level: Literal["green", "yellow", "red", "overdue"] | None = None,
+    order: Literal["age", "overdue"] = "age",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> ReportPage:
-    """Reports oldest first (the longest-waiting need attention first), `limit` at a time."""
-    query = select(Report).order_by(col(Report.created_at), col(Report.id)).limit(limit + 1)
+    """Reports oldest first (the longest-waiting need attention first), `limit` at a time.
+
+    `order=overdue`: overdue reports first, then the others by deadline (soonest first), then by age.
+    """
+    query = select(Report).limit(limit + 1)
     if state is not None:
         query = query.where(col(Report.state) == state)
     if channel_id is not None:
         query = query.where(col(Report.channel_id) == channel_id)
+    if sla_level is not None:
+        query = query.where(col(Report.sla_level) == sla_level)
+    if order == "overdue":
+        return _overdue_first(session, query, limit, cursor)
+    query = query.order_by(col(Report.created_at), col(Report.id))
     if cursor:
         after_time, after_id = _decode_cursor(cursor)
         query = query.where(
@@ -80,6 +90,24 @@ def list_reports(
     rows = list(session.execute(query).scalars())
     page, more = rows[:limit], len(rows) > limit
     next_cursor = _encode_cursor(page[-1]) if more and page else None
+    return ReportPage(items=[ReportPublic.model_validate(r) for r in page], next_cursor=next_cursor)
+
+
+def _overdue_first(session: ReadSessionDep, query: Select[Report], limit: int, cursor: str | None) -> ReportPage:
+    """Overdue first, then by deadline (none last), then oldest; paged by position.
+
+    A deadline order has no stable key to resume after, as levels change under the reader; a page may
+    repeat or skip a report that changed level meanwhile, which a triage view can live with.
+    """
+    offset = _decode_offset(cursor) if cursor else 0
+    overdue_rank = case((col(Report.sla_level) == "overdue", 0), else_=1)
+    no_deadline_last = case((col(Report.sla_due_at).is_(None), 1), else_=0)
+    query = query.order_by(
+        overdue_rank, no_deadline_last, col(Report.sla_due_at), col(Report.created_at), col(Report.id)
+    ).offset(offset)
+    rows = list(session.execute(query).scalars())
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = _encode_offset(offset + len(page)) if more else None
     return ReportPage(items=[ReportPublic.model_validate(r) for r in page], next_cursor=next_cursor)
 
 
@@ -197,6 +225,22 @@ def _find(session: ReadSessionDep, key: str) -> Report:
 def _encode_cursor(report: Report) -> str:
     raw = json.dumps([report.created_at.isoformat(), report.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_offset(cursor: str) -> int:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["offset"]
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(value)
+        return value
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "invalid cursor; pass next_cursor from the previous page of the same order"
+        ) from None
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:

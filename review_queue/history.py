@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel import Session
 
 from gateway.db import utcnow
+from review_queue import feed
 from review_queue.tables import Report, ReportEvent
 
 #: The fields an event shows before and after; the rest of a report does not change after creation.
@@ -21,6 +22,8 @@ AUDITED_FIELDS = (
     "reject_reason",
     "crm_service_request_id",
     "crm_token",
+    "crm_status",
+    "crm_status_notes",
 )
 
 
@@ -31,7 +34,11 @@ def snapshot(report: Report) -> dict[str, Any]:
 def record_change(
     session: Session, report: Report, *, actor: str, action: str, note: str | None = None, **changes: Any
 ) -> None:
-    """Apply `changes` to `report`, bump its version and append who did what, before and after."""
+    """Apply `changes` to `report`, bump its version and append who did what, before and after.
+
+    A change that leaves the report validated (approved, forwarded...) also goes into the feed when
+    the session commits: approval is where a report enters it, and every later change follows.
+    """
     before = snapshot(report)
     for name, value in changes.items():
         setattr(report, name, value)
@@ -42,3 +49,4 @@ def record_change(
     session.add(
         ReportEvent(report_id=report.id, actor=actor, action=action, before=before, after=snapshot(report), note=note)
     )
+    feed.queue_change(session, report, kind=action)

@@ -21,6 +21,7 @@ from crm_client.tables import OutboxItem
 from gateway.settings import ChannelConfig, CRMConfig
 from normalizer.duplicates import Candidate, Verdict, draft_keys, judge, key_window, match_terms
 from normalizer.pipeline import Decision, Draft
+from review_queue import feed
 from review_queue.history import snapshot
 from review_queue.matching import find_candidates
 from review_queue.tables import Report, ReportEvent, ReportFollowUp, ReportMatchKey, ReportState
@@ -52,6 +53,7 @@ class _Batch:
     follow_ups: list[ReportFollowUp] = field(default_factory=list)
     events: list[ReportEvent] = field(default_factory=list)
     outbox_items: list[OutboxItem] = field(default_factory=list)
+    feed_entries: list[dict[str, object]] = field(default_factory=list)
     pending: list[tuple[Candidate, frozenset[str]]] = field(default_factory=list)
 
     def candidates_for(self, draft: Draft, keys: Sequence[str], received_at: datetime) -> list[Candidate]:
@@ -100,6 +102,8 @@ def create_reports(
             connection.execute(insert(model), [row.model_dump() for row in rows])
     if batch.keys:
         connection.execute(insert(ReportMatchKey), batch.keys)
+    # Last: from here the feed lock is held until the caller commits (see review_queue/feed.py).
+    feed.append(connection, batch.feed_entries)
     return len(batch.reports)
 
 
@@ -172,6 +176,7 @@ def _create(
             )
         )
         batch.outbox_items.append(outbox.new_item(report, crm))
+        batch.feed_entries.append(feed.new_entry(report, "approved"))
     batch.reports.append(report)
     unique_keys = list(dict.fromkeys(keys))
     batch.keys.extend({"key": k, "received_at": report.received_at, "report_id": report.id} for k in unique_keys)

@@ -71,6 +71,11 @@ class ReportPublic(BaseModel):
     crm_service_request_id: str | None
     crm_token: str | None
     version: int
+    #: The SLA clock as of the sweeper's last round (docs/sla.md): stage, deadline and colour.
+    sla_stage: str | None = None
+    sla_due_at: datetime | None = None
+    sla_level: str | None = None
+    overdue_since: datetime | None = None
 
     @field_validator("sender", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gateway.db import UTCDateTime, utcnow
@@ -19,6 +19,8 @@ class ReportState(StrEnum):
     REJECTED = "rejected"  # an admin turned it down, with a reason
     FORWARDED = "forwarded"  # the CRM holds it (see crm_service_request_id / crm_token)
     CRM_FAILED = "crm_failed"  # the CRM refused it or never answered; in the dead-letter list
+    IN_PROGRESS = "in_progress"  # the CRM is working on it (Koordinasi, Disposisi, Proses)
+    RESOLVED = "resolved"  # the CRM closed it (Selesai)
 
 
 class Report(SQLModel, table=True):
@@ -30,7 +32,8 @@ class Report(SQLModel, table=True):
     inbound_message_id: str = Field(foreign_key="inbound_message.id", unique=True, max_length=36)
     state: str = Field(default=ReportState.PENDING_REVIEW, index=True, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    #: Indexed: the SLA sweeper looks at recently changed reports each round.
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
     #: When the citizen's message reached Kanal: the clock for duplicate windows (not the normalizer's run).
     received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     #: Protected: exactly what the citizen wrote, and the cleaned text with personal data still in it.
@@ -69,8 +72,29 @@ class Report(SQLModel, table=True):
     reject_reason: str | None = None
     crm_service_request_id: str | None = Field(default=None, index=True, max_length=200)
     crm_token: str | None = Field(default=None, max_length=200)
+    #: The CRM's own status word (Menunggu, Koordinasi, Disposisi, Proses, Selesai; or Open311 open/closed),
+    #: its note, and the CRM's time of that change: what status sync compares to record each change once.
+    crm_status: str | None = Field(default=None, max_length=50)
+    crm_status_notes: str | None = None
+    crm_updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    #: When status sync last asked the CRM about this report: the oldest-checked go first.
+    crm_checked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True, index=True))
     #: Bumped on every change so two admins acting at once cannot both win.
     version: int = 1
+    #: The SLA clock of the current stage ("review", "follow_up"; None: no clock runs), kept by the
+    #: sweeper in review_queue/sla.py from the report's history, so a re-run gives the same values.
+    sla_stage: str | None = Field(default=None, max_length=20)
+    sla_started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    sla_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True, index=True))
+    #: When the level turns red (the CRM's "almost late"), if the rule has a warning.
+    sla_warn_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    sla_level: str | None = Field(default=None, index=True, max_length=10)  # green, yellow, red, overdue
+    #: The deadline it missed; None while within it.
+    overdue_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    #: When the level next changes: the sweeper reads only rows whose time has come.
+    sla_next_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True, index=True))
+    #: `version` when the SLA columns were computed; a different `version` means the report changed since.
+    sla_version: int | None = None
 
 
 class ReportEvent(SQLModel, table=True):
@@ -146,3 +170,24 @@ class ApiToken(SQLModel, table=True):
     admin_id: str = Field(foreign_key="admin_user.id", index=True, max_length=36)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class AdminNotification(SQLModel, table=True):
+    """Something an admin must be told (for now: a report went overdue). Delivery by e-mail or chat comes later.
+
+    Written once per admin and occasion (`dedupe_key`), so a sweeper that runs twice tells nobody twice.
+    """
+
+    __tablename__ = "admin_notification"
+    __table_args__ = (UniqueConstraint("admin_id", "dedupe_key"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    admin_id: str = Field(foreign_key="admin_user.id", index=True, max_length=36)
+    report_id: str | None = Field(default=None, foreign_key="report.id", index=True, max_length=36)
+    kind: str = Field(max_length=30)  # "overdue"
+    dedupe_key: str = Field(max_length=200)
+    message: str
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    #: Set by whatever delivers or shows it (a future e-mail/chat sender, the admin UI); None: not yet.
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    read_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from crm_client import pause
 from crm_client.tables import OutboxItem, OutboxState
 from gateway import cursors
 from gateway.db import read_session, utcnow
@@ -100,6 +101,19 @@ def read_pull_status(runtime: Runtime) -> dict[str, dict[str, object]]:
     return status
 
 
+def read_crm_status(runtime: Runtime) -> dict[str, object]:
+    """Whether sending to the CRM is paused (shared by every process through the database) and why."""
+    held = pause.current(runtime.engine)
+    if held is None:
+        return {"kind": runtime.settings.crm.kind, "paused": False}
+    return {
+        "kind": runtime.settings.crm.kind,
+        "paused": True,
+        "paused_at": held.paused_at.isoformat(),
+        "alert": f"CRM sending paused since {held.paused_at.isoformat(timespec='seconds')}: {held.reason}",
+    }
+
+
 @router.get("/healthz")
 async def healthz(runtime: RuntimeDep) -> Response:
     """200 when the database answers and every worker loop is alive; 503 with the reason otherwise."""
@@ -113,6 +127,10 @@ async def healthz(runtime: RuntimeDep) -> Response:
         pulls: dict[str, dict[str, object]] | None = await asyncio.to_thread(read_pull_status, runtime)
     except Exception:
         pulls = None  # the backlog read above already names the database problem
+    try:
+        crm = await asyncio.to_thread(read_crm_status, runtime)
+    except Exception:
+        crm = None
     now = time.monotonic()
     workers = {}
     if runtime.settings.workers.enabled:
@@ -133,6 +151,9 @@ async def healthz(runtime: RuntimeDep) -> Response:
         "channels": sorted(runtime.channels),
         # A failing pull channel is shown here but does not fail the check: the web routes still work.
         "pull_channels": pulls,
+        # A paused CRM (it refused our credentials) is an operator alert, not a failed check: intake goes on.
+        "crm": crm,
+        "alerts": [crm["alert"]] if crm and crm.get("alert") else [],
     }
     return Response(json.dumps(body), status_code=200 if not problems else 503, media_type="application/json")
 

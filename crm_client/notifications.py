@@ -1,0 +1,255 @@
+"""Telling the citizen, on the channel they used, each step the CRM reports: at most once per change.
+
+A status change recorded by status sync adds one `citizen_notification` row in the same transaction,
+keyed by (report, change), so a change told twice by the CRM is still one message. The sender loop
+delivers pending rows through the channel's adapter (`Adapter.send`), retries with backoff when the
+platform fails, and records the rows it cannot deliver (no reply path, no recipient) instead of
+retrying them forever. The text comes from templates in the configuration (`notifications:`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON as SAJSON
+from sqlalchemy import Column, UniqueConstraint, select, update
+from sqlmodel import Field, Session, SQLModel, col
+
+from adapters.contract import OutboundReply, Sender
+from adapters.errors import ChannelUnavailable
+from gateway.db import UTCDateTime, utcnow, write_session
+from gateway.ids import new_id
+from gateway.settings import NotificationsConfig
+
+log = logging.getLogger(__name__)
+
+
+class NotificationState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    #: The channel cannot send (no reply path configured) or the report has no recipient: kept, not retried.
+    UNDELIVERABLE = "undeliverable"
+    #: The platform refused for good, or every attempt failed.
+    FAILED = "failed"
+
+
+class CitizenNotification(SQLModel, table=True):
+    __tablename__ = "citizen_notification"
+    __table_args__ = (UniqueConstraint("report_id", "change_key", name="uq_notification_change"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    report_id: str = Field(foreign_key="report.id", index=True, max_length=36)
+    #: What changed, e.g. "Proses|2026-11-28T08:00:00+00:00": the same change never makes two messages.
+    change_key: str = Field(max_length=200)
+    channel_id: str = Field(max_length=100)
+    recipient: dict[str, Any] | None = Field(default=None, sa_column=Column(SAJSON, nullable=True))
+    thread_id: str | None = Field(default=None, max_length=200)
+    text: str
+    state: str = Field(default=NotificationState.PENDING, index=True, max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    platform_message_id: str | None = Field(default=None, max_length=200)
+
+
+class _Blank(dict[str, str]):
+    """Template values; a placeholder the template names but Kanal lacks reads as empty, not an error."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(config: NotificationsConfig, state: str, values: Mapping[str, str]) -> str | None:
+    """The message for a report entering `state`, in the configured language; None if nothing is told."""
+    templates = config.templates.get(config.language, {})
+    template = templates.get(state)
+    if not template:
+        return None
+    return " ".join(template.format_map(_Blank(values)).split())[:4000]
+
+
+def enqueue(
+    session: Session,
+    *,
+    report: Any,
+    change_key: str,
+    state: str,
+    note: str | None,
+    config: NotificationsConfig,
+    public_base_url: str,
+) -> bool:
+    """Add the citizen's message for this change, unless it was added before. Returns whether it was added."""
+    exists = session.execute(
+        select(col(CitizenNotification.id)).where(
+            col(CitizenNotification.report_id) == report.id, col(CitizenNotification.change_key) == change_key
+        )
+    ).first()
+    if exists is not None:
+        return False
+    text = render(
+        config,
+        state,
+        {
+            "ticket": report.ticket_code,
+            "agency": report.agency_unit or "",
+            "note": note or "",
+            "status_url": f"{public_base_url.rstrip('/')}/status/{report.ticket_code}",
+        },
+    )
+    if text is None:
+        return False
+    session.add(
+        CitizenNotification(
+            report_id=report.id,
+            change_key=change_key[:200],
+            channel_id=report.channel_id,
+            recipient=report.sender,
+            text=text,
+            state=NotificationState.PENDING if report.sender else NotificationState.UNDELIVERABLE,
+            last_error=None if report.sender else "the report has no sender to write to",
+        )
+    )
+    return True
+
+
+def _backoff(config: NotificationsConfig, attempts: int) -> timedelta:
+    base = min(config.backoff_cap_seconds, config.backoff_base_seconds * 2 ** (attempts - 1))
+    return timedelta(seconds=base * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
+
+
+class NotificationSender:
+    """Delivers pending notifications through the channels' adapters, oldest first."""
+
+    def __init__(self, engine: Any, channels: Mapping[str, Any], config: NotificationsConfig) -> None:
+        self._engine = engine
+        self._channels = channels
+        self._config = config
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def _due(self) -> list[CitizenNotification]:
+        with Session(self._engine) as session:
+            return list(
+                session.execute(
+                    select(CitizenNotification)
+                    .where(col(CitizenNotification.state) == NotificationState.PENDING)
+                    .where(col(CitizenNotification.next_attempt_at) <= utcnow())
+                    .order_by(col(CitizenNotification.next_attempt_at))
+                    .limit(50)
+                ).scalars()
+            )
+
+    def _claim(self, item: CitizenNotification) -> bool:
+        """Take `item` for one attempt. Compare-and-set on its due time: of several processes that read it,
+        exactly one wins; if that one dies mid-send, the item comes due again after the lease."""
+        lease_until = utcnow() + timedelta(seconds=self._config.send_lease_seconds)
+        with write_session(self._engine) as session:
+            result = session.execute(
+                update(CitizenNotification)
+                .where(col(CitizenNotification.id) == item.id)
+                .where(col(CitizenNotification.state) == NotificationState.PENDING)
+                .where(col(CitizenNotification.next_attempt_at) == item.next_attempt_at)
+                .values(next_attempt_at=lease_until)
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def _record(self, item: CitizenNotification, **changes: Any) -> None:
+        with write_session(self._engine) as session:
+            row = session.get(CitizenNotification, item.id)
+            if row is None or row.state != NotificationState.PENDING:
+                return  # another process delivered it meanwhile
+            for name, value in changes.items():
+                setattr(row, name, value)
+            session.add(row)
+
+    async def send_once(self) -> int:
+        """One round: try every due notification once. Returns how many were sent."""
+        sent = 0
+        for item in await asyncio.to_thread(self._due):
+            if not await asyncio.to_thread(self._claim, item):
+                continue
+            channel = self._channels.get(item.channel_id)
+            attempts = item.attempts + 1
+            if channel is None:
+                await asyncio.to_thread(
+                    self._record,
+                    item,
+                    state=NotificationState.UNDELIVERABLE,
+                    attempts=attempts,
+                    last_error=f"channel {item.channel_id} is not configured or disabled",
+                )
+                continue
+            reply = OutboundReply(recipient=Sender(**(item.recipient or {})), text=item.text, thread_id=item.thread_id)
+            try:
+                message_id = await channel.adapter.send(reply)
+            except NotImplementedError as exc:
+                # The adapter says why (e.g. no reply_url configured): kept for the admin, never retried.
+                reason = str(exc) or f"channel type {channel.config.type} cannot send replies"
+                await asyncio.to_thread(
+                    self._record, item, state=NotificationState.UNDELIVERABLE, attempts=attempts, last_error=reason
+                )
+            except ChannelUnavailable as exc:
+                final = not exc.retryable or attempts >= self._config.max_attempts
+                await asyncio.to_thread(
+                    self._record,
+                    item,
+                    attempts=attempts,
+                    last_error=str(exc)[:2000],
+                    state=NotificationState.FAILED if final else NotificationState.PENDING,
+                    next_attempt_at=utcnow() + _backoff(self._config, attempts),
+                )
+            except Exception as exc:  # an adapter bug must not stop everyone else's messages
+                log.exception("notifications: channel %s failed to send", item.channel_id)
+                await asyncio.to_thread(
+                    self._record,
+                    item,
+                    attempts=attempts,
+                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    state=NotificationState.FAILED if attempts >= self._config.max_attempts else item.state,
+                    next_attempt_at=utcnow() + _backoff(self._config, attempts),
+                )
+            else:
+                sent += 1
+                await asyncio.to_thread(
+                    self._record,
+                    item,
+                    state=NotificationState.SENT,
+                    attempts=attempts,
+                    sent_at=utcnow(),
+                    platform_message_id=(message_id or None),
+                    last_error=None,
+                )
+        return sent
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.send_once()
+            except Exception:
+                log.exception("notifications: round failed; retrying in %.0f s", self._config.poll_interval_seconds)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._config.poll_interval_seconds)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="kanal-notifications")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
