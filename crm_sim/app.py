@@ -43,6 +43,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm_sim.services import Service, find_service, service_definition, service_list
+from crm_sim.status_side import StatusWebhook, WebhookSlot, add_status_side_routes, after_status_change
 from crm_sim.store import CRMStore, NewRequest, StoredRequest, utc_now
 
 DISPLAY_TZ = ZoneInfo("Asia/Jakarta")
@@ -141,6 +142,8 @@ class SimConfig:
     push_secrets: tuple[str, ...] = ()
     faults: FaultPlan = field(default_factory=lambda: FaultPlan())
     traffic: Counter[str] = field(default_factory=Counter)
+    #: Where status changes are posted (crm_sim/status_side.py); None: nowhere.
+    status_webhook: WebhookSlot = field(default_factory=WebhookSlot)
 
 
 # -- small helpers -------------------------------------------------------------------------------
@@ -596,7 +599,9 @@ def add_operator_routes(app: FastAPI, config: SimConfig) -> None:
         )
         if updated is None:
             raise ApiError(404, f"service_request_id not found: {service_request_id!r}")
-        return render_request(updated)
+        rendered = render_request(updated)
+        await run_in_threadpool(after_status_change, config, updated, rendered)
+        return rendered
 
     @app.get("/_sim/requests/{service_request_id}")
     def raw_request(service_request_id: str) -> dict[str, Any]:
@@ -650,6 +655,7 @@ def create_app(
     deferred: bool = False,
     deferred_delay: float = 0.0,
     push_secrets: Iterable[str] | None = None,
+    status_webhook: StatusWebhook | None = None,
 ) -> FastAPI:
     """Build a CRM simulator app over the SQLite file ``db_path`` (created if missing).
 
@@ -665,6 +671,7 @@ def create_app(
         jurisdiction_id=jurisdiction_id,
         deferred=deferred,
         deferred_delay=max(0.0, deferred_delay),
+        status_webhook=WebhookSlot(status_webhook),
     )
 
     @asynccontextmanager
@@ -679,5 +686,6 @@ def create_app(
     add_request_routes(app, config)
     add_push_routes(app, config)
     add_operator_routes(app, config)
+    add_status_side_routes(app, config)
     add_traffic_middleware(app, config)
     return app

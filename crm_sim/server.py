@@ -18,6 +18,7 @@ import httpx
 import uvicorn
 
 from crm_sim.app import create_app
+from crm_sim.status_side import StatusWebhook
 
 DEFAULT_DB = "./var/crm-sim.sqlite3"
 DEFAULT_API_KEY = "demo-key"
@@ -33,6 +34,7 @@ def serve(
     deferred: bool = False,
     deferred_delay: float = 0.0,
     push_secrets: Iterable[str] = (),
+    status_webhook: StatusWebhook | None = None,
 ) -> None:
     """Run the simulator in the foreground until interrupted (Ctrl-C / SIGTERM)."""
     app = create_app(
@@ -42,6 +44,7 @@ def serve(
         deferred=deferred,
         deferred_delay=deferred_delay,
         push_secrets=push_secrets,
+        status_webhook=status_webhook,
     )
     print(f"crm-sim: Open311 GeoReport v2 at http://{host}:{port}/ (db {db_path})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -69,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --deferred: seconds before a token resolves to a service_request_id (default 0)",
     )
+    parser.add_argument("--status-webhook-url", help="post every status change here (e.g. Kanal's /api/v1/crm/status)")
+    parser.add_argument(
+        "--status-webhook-secret",
+        default="",
+        help="sign status webhooks with this (Kanal's status_sync.webhook_secret)",
+    )
     parser.add_argument(
         "--push-secret",
         action="append",
@@ -94,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             deferred=args.deferred,
             deferred_delay=args.deferred_delay,
             push_secrets=args.push_secrets or (),
+            status_webhook=(
+                StatusWebhook(args.status_webhook_url, args.status_webhook_secret) if args.status_webhook_url else None
+            ),
         )
     except KeyboardInterrupt:
         return 130

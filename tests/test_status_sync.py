@@ -112,3 +112,26 @@ def test_the_crm_can_push_a_status_change_once(
     )
     garbage = http.post("/api/v1/crm/status", content=b"{not json", headers=_signed(b"{not json"))
     assert garbage.status_code == 400 and "JSON" in garbage.json()["detail"]
+
+
+def test_the_crm_operator_page_moves_a_request_and_the_webhook_tells_kanal_at_once(
+    http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str], crm: RunningCRMSim
+) -> None:
+    report = _forwarded(http, admin_headers, "sync-3")
+    ticket, request_id = report["ticket_code"], report["crm_service_request_id"]
+    hook = httpx.post(
+        f"{crm.base_url}_sim/status-webhook",
+        json={"url": f"{gateway.url}/api/v1/crm/status", "secret": WEBHOOK_SECRET},
+    )
+    assert hook.status_code == 200
+
+    page = httpx.get(f"{crm.base_url}_sim/operator")
+    assert page.status_code == 200 and request_id in page.text and "<script" not in page.text
+    moved = httpx.post(
+        f"{crm.base_url}_sim/operator/{request_id}",
+        data={"crm_status": "Koordinasi", "note": "Dikoordinasikan dengan Sudin"},
+        follow_redirects=True,
+    )
+    assert moved.status_code == 200 and "webhook answered 200" in moved.text
+    changes = _events(http, admin_headers, ticket)
+    assert [e["after"]["crm_status"] for e in changes] == ["Koordinasi"], "one change, however many ways it arrived"
