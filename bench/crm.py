@@ -11,7 +11,8 @@ Both CRMs are `kanal crm-sim` child processes, so the simulator's CPU is not cou
   (`crm_client.outbox.new_item`), as an outage leaves them; then the CRM is up and Kanal starts, and the
   clock runs until every item is `sent` (the dispatcher's claim, 8 requests in flight, one commit per round,
   and an attempt row per request).
-* feed:     `GET /api/v1/feed` read page by page (limit 1000) with a consumer key, entries/s.
+* feed:     `GET /api/v1/feed` read page by page (limit 1000) with a consumer key, entries/s, over 100,000
+  entries (the drain's own entries, repeated with new positions up to that size; --feed-entries N).
 
 One JSON object goes to stdout; progress to stderr. --quick: 1,000 reports.
 """
@@ -156,6 +157,32 @@ def sent_count(engine: Any) -> int:
         )
 
 
+def top_up_feed(engine: Any, target: int) -> int:
+    """Grow the feed to `target` entries by repeating the drain's real entries (new positions and ids),
+    so the read is timed over as many entries as asked, not only as many as the drain produced."""
+    from sqlalchemy import insert
+
+    from gateway.ids import new_id
+    from review_queue.feed import FeedEntry
+
+    with engine.begin() as connection:
+        rows = [dict(r._mapping) for r in connection.execute(select(FeedEntry.__table__)).all()]  # type: ignore[attr-defined]
+        if not rows:
+            return 0
+        position = max(r["position"] for r in rows)
+        batch: list[dict[str, Any]] = []
+        while position < target:
+            source = rows[position % len(rows)]
+            position += 1
+            batch.append({**source, "position": position, "id": new_id()})
+            if len(batch) == 10_000:
+                connection.execute(insert(FeedEntry), batch)
+                batch = []
+        if batch:
+            connection.execute(insert(FeedEntry), batch)
+    return position
+
+
 def feed_read(gateway: KanalUnderTest) -> dict[str, Any]:
     try:
         from review_queue.feed import create_consumer
@@ -192,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 reports instead of 10,000")
     parser.add_argument("--reports", type=int, default=None)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--feed-entries", type=int, default=None, help="feed size read (default 100,000; quick 10,000)")
     args = parser.parse_args(argv)
     n = args.reports or (1000 if args.quick else 10_000)
     with tempfile.TemporaryDirectory(prefix="kanal-bench-crm-") as folder:
@@ -224,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = time.perf_counter() - started
                 received = httpx.get(f"{sim.base_url}_sim/stats").json()["requests"]
                 log(f"kanal: {n} sent in {seconds:.1f} s; the CRM holds {received}")
-                log("feed: reading GET /api/v1/feed")
+                total = top_up_feed(engine, args.feed_entries or (10_000 if args.quick else 100_000))
+                log(f"feed: reading {total} entries through GET /api/v1/feed")
                 feed = feed_read(gateway)
         drain = {
             "reports": n,
