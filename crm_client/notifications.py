@@ -10,7 +10,6 @@ retrying them forever. The text comes from templates in the configuration (`noti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from sqlmodel import Field, Session, SQLModel, col
 
 from adapters.contract import OutboundReply, Sender
 from adapters.errors import ChannelUnavailable
+from crm_client.periodic import PeriodicLoop
 from gateway.db import UTCDateTime, utcnow, write_session
 from gateway.ids import new_id
 from gateway.settings import NotificationsConfig
@@ -126,15 +126,16 @@ def _backoff(config: NotificationsConfig, attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not security
 
 
-class NotificationSender:
+class NotificationSender(PeriodicLoop):
     """Delivers pending notifications through the channels' adapters, oldest first."""
 
+    name = "notifications"
+
     def __init__(self, engine: Any, channels: Mapping[str, Any], config: NotificationsConfig) -> None:
+        super().__init__(config.poll_interval_seconds)
         self._engine = engine
         self._channels = channels
         self._config = config
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
 
     def _due(self) -> list[CitizenNotification]:
         with Session(self._engine) as session:
@@ -171,7 +172,7 @@ class NotificationSender:
                 setattr(row, name, value)
             session.add(row)
 
-    async def send_once(self) -> int:
+    async def run_once(self) -> int:
         """One round: try every due notification once. Returns how many were sent."""
         sent = 0
         for item in await asyncio.to_thread(self._due):
@@ -229,27 +230,3 @@ class NotificationSender:
                     last_error=None,
                 )
         return sent
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.send_once()
-            except Exception:
-                log.exception("notifications: round failed; retrying in %.0f s", self._config.poll_interval_seconds)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._config.poll_interval_seconds)
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="kanal-notifications")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from crm_client import notifications
+from crm_client.periodic import PeriodicLoop
 from gateway.db import utcnow, write_session
 from gateway.settings import CRMConfig, KanalSettings
 from review_queue.history import record_change
@@ -201,18 +202,19 @@ async def fetch_statuses(http: httpx.AsyncClient, crm: CRMConfig, request_ids: S
     return [s for s in (parse_status(item) for item in answer if isinstance(item, dict)) if s is not None]
 
 
-class StatusPoller:
-    """The periodic loop: one batch per round while there is a backlog, then a pause of the poll interval."""
+class StatusPoller(PeriodicLoop):
+    """The periodic loop: one batch per round, then a pause of the poll interval."""
+
+    name = "status-sync"
 
     def __init__(self, engine: Engine, settings: KanalSettings) -> None:
+        super().__init__(settings.status_sync.poll_interval_seconds)
         self._engine = engine
         self._settings = settings
         self._crm = settings.crm
         self._config = settings.status_sync
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
 
-    async def poll_once(self) -> int:
+    async def run_once(self) -> int:
         """One batch: ask, apply, mark checked. Returns how many reports changed."""
         due = await asyncio.to_thread(due_for_check, self._engine, self._config.batch_size)
         if not due:
@@ -228,33 +230,8 @@ class StatusPoller:
             checked=[report_id for report_id, _ in due],
         )
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except (httpx.HTTPError, ValueError) as exc:
-                # The CRM is down or answered nonsense: try again next round; the reports stay followed.
-                log.warning(
-                    "status sync: could not ask the CRM (%s); retrying in %.0f s",
-                    type(exc).__name__,
-                    self._config.poll_interval_seconds,
-                )
-            except Exception:
-                log.exception("status sync: round failed; retrying in %.0f s", self._config.poll_interval_seconds)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._config.poll_interval_seconds)
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="kanal-status-sync")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def describe_error(self, exc: Exception) -> str | None:
+        if isinstance(exc, httpx.HTTPError | ValueError):
+            # The CRM is down or answered nonsense: try again next round; the reports stay followed.
+            return f"could not ask the CRM ({type(exc).__name__})"
+        return None
