@@ -23,7 +23,7 @@ from normalizer.duplicates import Candidate, Verdict, draft_keys, judge, key_win
 from normalizer.pipeline import Decision, Draft
 from review_queue import feed
 from review_queue.history import snapshot
-from review_queue.matching import find_candidates
+from review_queue.matching import candidate_from, find_candidates
 from review_queue.tables import Report, ReportEvent, ReportFollowUp, ReportMatchKey, ReportState
 
 SYSTEM_NORMALIZER = "system:normalizer"
@@ -180,7 +180,7 @@ def _create(
     batch.reports.append(report)
     unique_keys = list(dict.fromkeys(keys))
     batch.keys.extend({"key": k, "received_at": report.received_at, "report_id": report.id} for k in unique_keys)
-    batch.pending.append((_as_candidate(report), frozenset(unique_keys)))
+    batch.pending.append((candidate_from(report.model_dump()), frozenset(unique_keys)))
 
 
 def _trusted_hold(report: Report, verdict: Verdict, hold_for_review: Sequence[str]) -> str:
@@ -217,26 +217,6 @@ def _attach(batch: _Batch, message: MessageKey, draft: Draft, verdict: Verdict) 
             after={"ticket_code": message.ticket_code, "channel_id": message.channel_id, "text": draft.text_masked},
             note=verdict.reason[:2000],
         )
-    )
-
-
-def _as_candidate(report: Report) -> Candidate:
-    place = report.place or {}
-    location = report.location or {}
-    return Candidate(
-        report_id=report.id,
-        ticket_code=report.ticket_code,
-        channel_id=report.channel_id,
-        received_at=report.received_at,
-        kelurahan_code=report.kelurahan_code,
-        category_code=report.category_code,
-        street=place.get("street"),
-        rt=place.get("rt"),
-        rw=place.get("rw"),
-        lat=location.get("lat"),
-        lng=location.get("lng"),
-        terms=frozenset(report.match_terms.split()),
-        duplicate_of=report.duplicate_of,
     )
 
 

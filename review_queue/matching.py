@@ -7,8 +7,9 @@ reports share its kelurahan, category, sender or thread lately, not on the size 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -35,8 +36,8 @@ _CANDIDATE_COLUMNS = (
 )
 
 
-def candidate_from_row(row: object) -> Candidate:
-    mapping = row._mapping  # type: ignore[attr-defined]
+def candidate_from(mapping: Mapping[Any, Any]) -> Candidate:
+    """A stored report's fields (a result row's mapping, or a report not yet inserted) as a candidate."""
     place = mapping["place"] or {}
     location = mapping["location"] or {}
     return Candidate(
@@ -76,7 +77,7 @@ def find_candidates(
             .limit(CANDIDATES_PER_KEY)
         )
         for row in rows:
-            candidate = found.setdefault(row.id, candidate_from_row(row))
+            candidate = found.setdefault(row.id, candidate_from(row._mapping))
             candidate.matched_keys.add(key)
     if draft.ticket_refs:
         refs = list(draft.ticket_refs)
@@ -89,7 +90,7 @@ def find_candidates(
             )
         )
         for row in rows:
-            candidate = found.setdefault(row.id, candidate_from_row(row))
+            candidate = found.setdefault(row.id, candidate_from(row._mapping))
             # Quoting the ticket of a follow-up means the report that follow-up was attached to.
             candidate.matched_keys.add(TICKET_KEY)
     return found
