@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
@@ -147,6 +147,19 @@ class SimConfig:
 
 
 # -- small helpers -------------------------------------------------------------------------------
+
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+def parse_operator_body(model: type[BodyT], body: bytes) -> BodyT:
+    """An operator endpoint's JSON body as `model`, or the spec's 400 error array naming each bad field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ApiError(
+            400, *[f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+        ) from None
 
 
 def render_time(moment: datetime) -> str:
@@ -589,11 +602,7 @@ def add_operator_routes(app: FastAPI, config: SimConfig) -> None:
 
     @app.post("/_sim/requests/{service_request_id}/status")
     async def change_status(service_request_id: str, request: Request) -> dict[str, Any]:
-        try:
-            change = StatusChange.model_validate_json(await request.body())
-        except ValidationError as exc:
-            messages = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
-            raise ApiError(400, *messages) from None
+        change = parse_operator_body(StatusChange, await request.body())
         updated = await run_in_threadpool(
             config.store.set_status, service_request_id, crm_status=change.crm_status, note=change.note
         )
@@ -614,24 +623,14 @@ def add_operator_routes(app: FastAPI, config: SimConfig) -> None:
 
     @app.post("/_sim/faults")
     async def inject_faults(request: Request) -> dict[str, Any]:
-        try:
-            plan = FaultRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise ApiError(
-                400, *[f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
-            ) from None
+        plan = parse_operator_body(FaultRequest, await request.body())
         with config.faults.lock:
             config.faults.status, config.faults.count, config.faults.path = plan.status, plan.count, plan.path
         return plan.model_dump()
 
     @app.post("/_sim/api-keys")
     async def rotate_api_keys(request: Request) -> dict[str, Any]:
-        try:
-            keys = ApiKeys.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise ApiError(
-                400, *[f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
-            ) from None
+        keys = parse_operator_body(ApiKeys, await request.body())
         config.api_keys.clear()
         config.api_keys.update(keys.keys)
         return {"keys": len(config.api_keys)}
