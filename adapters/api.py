@@ -112,7 +112,8 @@ class ApiAdapter(Adapter[ApiSettings]):
             raise PayloadRejected("empty body; send one JSON object with at least external_id and text")
         try:
             document = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # ValueError covers JSONDecodeError and UnicodeDecodeError, and also integers too long to convert.
+        except ValueError as exc:
             raise PayloadRejected(f"body is not valid UTF-8 JSON ({exc}); send one JSON object") from None
         if not isinstance(document, dict):
             raise PayloadRejected("body must be one JSON object, not a list or a scalar")

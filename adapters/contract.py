@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Generic, TypeVar
@@ -62,6 +62,29 @@ class MediaRef(_ChannelText):
     url: str = Field(max_length=2000)
     content_type: str | None = Field(default=None, max_length=200)
     filename: str | None = Field(default=None, max_length=300)
+    #: The platform's own id for the file where it has one (WhatsApp media id, Telegram file_id): what
+    #: `Adapter.download_media` resolves when `url` alone cannot be fetched.
+    platform_id: str | None = Field(default=None, max_length=500)
+    size: int | None = Field(default=None, ge=0)
+
+
+class Assembly(_ChannelText):
+    """This message is one part of a larger one, put together by Kanal before it becomes a report.
+
+    Parts with the same `key` on one channel form a group: a chat conversation (problem, then location,
+    then photo), a multipart SMS, or one number's quick succession of messages. Every part is stored
+    (and acknowledged) at once, as any message; the normalizer takes the group only when it is done:
+    when a part says `complete`, or `window_seconds` after its latest part. Parts of one `segment`
+    (a multipart SMS) are joined in `part` order without a separator; segments and the other parts are
+    joined by line breaks, in arrival order. A part arriving after its group was taken starts a new one.
+    """
+
+    key: str = Field(min_length=1, max_length=200)
+    complete: bool = False
+    window_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    segment: str | None = Field(default=None, max_length=200)
+    part: int | None = Field(default=None, ge=1, le=255)
+    total: int | None = Field(default=None, ge=1, le=255)
 
 
 class InboundMessage(_ChannelText):
@@ -74,6 +97,14 @@ class InboundMessage(_ChannelText):
     media: list[MediaRef] = Field(default_factory=list, max_length=20)
     sent_at: AwareDatetime | None = None
     thread_id: str | None = Field(default=None, max_length=200)
+    #: Set when this message is a part of a conversation or a multipart message (see `Assembly`).
+    assembly: Assembly | None = None
+    #: Who took the complaint down for the citizen (a walk-in desk officer, a call-centre agent): recorded
+    #: with the report, never sent to the CRM as the citizen's identity.
+    received_by: str | None = Field(default=None, max_length=200)
+    #: A category the citizen chose in the channel's own app or form, as a code of config/taxonomy.yaml
+    #: (the adapter maps the channel's labels): the normalizer takes it over its own guess.
+    category_hint: str | None = Field(default=None, max_length=100)
 
 
 @dataclass(frozen=True)
@@ -119,20 +150,64 @@ class StoredOutcome:
     duplicate: bool
 
 
+class TicketStatus(BaseModel):
+    """What a citizen may learn about a report by its ticket code: no personal data, no internal notes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: str
+    #: Kanal's state: pending_review, approved, rejected, forwarded, in_progress, resolved, ...
+    state: str
+    agency_unit: str | None = None
+    updated_at: AwareDatetime
+    status_url: str
+
+
+#: `AdapterContext.lookup_ticket`: a ticket code as the citizen typed it -> its status, or None.
+TicketLookup = Callable[[str], Awaitable[TicketStatus | None]]
+
+
+async def _no_tickets(code: str) -> TicketStatus | None:
+    return None
+
+
 @dataclass(frozen=True)
 class AdapterContext:
-    """What Kanal lends an adapter instance: its own secret for tokens it issues, and public URLs."""
+    """What Kanal lends an adapter instance: its own secret for tokens it issues, public URLs, and a way
+    to answer a citizen who asks about a ticket (`lookup_ticket`, read-only)."""
 
     channel_id: str
     instance_secret: bytes
     public_base_url: str
+    lookup_ticket: TicketLookup = _no_tickets
 
     def inbound_url(self) -> str:
         return f"{self.public_base_url.rstrip('/')}/channels/{self.channel_id}/inbound"
 
 
+class StatusUpdate(BaseModel):
+    """The change a reply tells of, for channels whose far end wants it structured (JAKI, LAPOR!, partners)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: str
+    #: `received` for the acknowledgement of a new report; otherwise Kanal's report state (in_progress,
+    #: resolved, rejected, ...).
+    state: str
+    agency_unit: str | None = None
+    #: The agency's own words about the change, when the CRM gave any.
+    note: str | None = None
+    changed_at: AwareDatetime
+    status_url: str
+
+
 class OutboundReply(BaseModel):
-    """A message to a citizen on the channel they used, in answer to one of their messages."""
+    """A message to a citizen on the channel they used, in answer to one of their messages.
+
+    Kanal fills in what it knows of the conversation: `in_reply_to` is the external id of the citizen's
+    message (a tweet id, an e-mail Message-ID, a LAPOR! complaint id), `thread_id` its thread, and
+    `last_inbound_at` when the citizen last wrote on this channel (WhatsApp's 24-hour window).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -140,6 +215,20 @@ class OutboundReply(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
     in_reply_to: str | None = None
     thread_id: str | None = None
+    ticket: str | None = None
+    last_inbound_at: AwareDatetime | None = None
+    status: StatusUpdate | None = None
+
+
+class RejectedItem(BaseModel):
+    """An item a pull could not parse (a poison e-mail): quarantined once, and the cursor moves past it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str | None = Field(default=None, max_length=200)
+    reason: str = Field(max_length=2000)
+    body: bytes
+    content_type: str | None = None
 
 
 class FetchResult(BaseModel):
@@ -149,6 +238,16 @@ class FetchResult(BaseModel):
 
     messages: list[InboundMessage]
     cursor: str | None
+    #: Items seen but unusable; Kanal quarantines them with the reason and does not ask for them again.
+    rejected: list[RejectedItem] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MediaContent:
+    """A downloaded file."""
+
+    content_type: str
+    data: bytes
 
 
 class ChannelSettings(BaseModel):
@@ -191,8 +290,9 @@ class Adapter(ABC, Generic[SettingsT]):
     def parse(self, request: RawRequest) -> list[InboundMessage]:
         """Turn a verified delivery into messages. Pure: no I/O. Raise `PayloadRejected` or `PayloadIgnored`."""
 
-    #: Pull channels set this and implement `fetch`; the scheduler then polls them.
-    pulls: ClassVar[bool] = False
+    #: Pull channels set this and implement `fetch`; the scheduler then polls them. Kanal reads it from the
+    #: instance, so a type that can do both (Telegram: webhook or long polling) sets it in `__init__`.
+    pulls: bool = False
 
     async def fetch(self, cursor: str | None) -> FetchResult:
         """Pull messages newer than `cursor`. Raise `ChannelUnavailable` when the platform fails."""
@@ -201,6 +301,50 @@ class Adapter(ABC, Generic[SettingsT]):
     async def send(self, reply: OutboundReply) -> str:
         """Send `reply`; return the platform's id for it. Raise `ChannelUnavailable` on failure."""
         raise NotImplementedError(f"channel type {self.channel_type!r} cannot send replies")
+
+    #: Hosts this channel type's media may be downloaded from (a name matches itself and its subdomains).
+    #: Empty: nothing is downloaded unless `download_media` is overridden. Settings may narrow or widen it.
+    media_hosts: ClassVar[frozenset[str]] = frozenset()
+
+    async def download_media(self, ref: MediaRef, *, max_bytes: int) -> MediaContent:
+        """Fetch a remote media ref after its message is stored. Kanal calls it from the media worker.
+
+        The default GETs `ref.url` from an allowed host (`allowed_media_hosts`), at most `max_bytes`.
+        Override it where the platform needs a token or an id lookup first (WhatsApp, Telegram), using
+        `adapters.media_download.download`. Raise `MediaUnavailable` when the file will never come (too
+        large, gone, not from an allowed host) and `ChannelUnavailable` when trying later may help.
+        """
+        from adapters.media_download import download
+
+        return await download(ref.url, allowed_hosts=self.allowed_media_hosts(), max_bytes=max_bytes)
+
+    def allowed_media_hosts(self) -> frozenset[str]:
+        """The hosts media may come from for this instance; adapters with a configurable API base add it."""
+        return self.media_hosts
+
+    #: Whether instances of this type are trusted (skip admin review, see `ChannelConfig.trusted`) when their
+    #: configuration does not say; `may_be_trusted = False` refuses `trusted: true` at start (news, social).
+    trusted_by_default: ClassVar[bool] = False
+    may_be_trusted: ClassVar[bool] = True
+
+    #: Whether a new report from this channel is acknowledged to the citizen (the `received` template).
+    #: A channel's `acknowledge_receipt` setting overrides it. Off where the channel answers by itself
+    #: (the form's thank-you page, a chat bot's own conversation).
+    acknowledge_receipt: ClassVar[bool] = False
+
+    async def after_delivery(
+        self, request: RawRequest | None, messages: list[InboundMessage], outcomes: list[StoredOutcome]
+    ) -> None:
+        """Called once a delivery is handled: its messages stored (`outcomes`, same order as `messages`;
+        `duplicate` for redeliveries), or, for a push delivery `parse` ignored, with both lists empty.
+
+        For chat bots: the next question of a conversation, a ticket number, the answer to a command such
+        as `/status <ticket>` (see `AdapterContext.lookup_ticket`). `request` is None for pulled messages.
+        Best effort: Kanal logs what this raises and goes on; nothing stored depends on it.
+        """
+
+    async def aclose(self) -> None:
+        """Release what the instance holds open (HTTP clients, bot sessions); called once when Kanal stops."""
 
     def inline_attachment(self, request: RawRequest, url: str) -> tuple[str, bytes]:
         """The content type and bytes of a media ref `inline:<name>`: a file carried in the delivery itself.

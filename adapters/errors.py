@@ -5,7 +5,8 @@ AdapterError
 │   └── SignatureInvalid -- answered 401; authenticity could not be established
 ├── PayloadIgnored       -- answered 200 and counted; nothing is stored (status callbacks, honeypots)
 ├── Throttled            -- answered 429 and counted; nothing is stored, so a flood fills no disk
-└── ChannelUnavailable   -- the platform failed; retried with backoff (`retryable` says whether)
+├── ChannelUnavailable   -- the platform failed; retried with backoff (`retryable` says whether)
+└── MediaUnavailable     -- a media file will never be downloaded (too large, gone, foreign host)
 """
 
 from __future__ import annotations
@@ -55,3 +56,11 @@ class ChannelUnavailable(AdapterError):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class MediaUnavailable(AdapterError):
+    """A media file cannot be downloaded, now or later; the attachment is marked unavailable with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -13,20 +13,23 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON as SAJSON
-from sqlalchemy import Column, UniqueConstraint, select, update
+from sqlalchemy import Column, UniqueConstraint, func, select, update
 from sqlmodel import Field, Session, SQLModel, col
 
-from adapters.contract import OutboundReply, Sender
+from adapters.contract import OutboundReply, Sender, StatusUpdate
 from adapters.errors import ChannelUnavailable
 from crm_client.periodic import PeriodicLoop
 from gateway.db import UTCDateTime, utcnow, write_session
 from gateway.ids import new_id
+from gateway.inbox import InboundMessageRow
 from gateway.settings import NotificationsConfig
+from review_queue.tables import Report, ReportFollowUp
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,11 @@ class CitizenNotification(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     platform_message_id: str | None = Field(default=None, max_length=200)
+    #: The change told, for channels whose far end takes it structured (`OutboundReply.status`):
+    #: `received` for a new report's acknowledgement, else the report's new state, with the agency's note.
+    change_state: str | None = Field(default=None, max_length=30)
+    change_note: str | None = None
+    changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class _Blank(dict[str, str]):
@@ -95,30 +103,55 @@ def enqueue(
     ).first()
     if exists is not None:
         return False
-    text = render(
-        config,
-        state,
-        {
-            "ticket": report.ticket_code,
-            "agency": report.agency_unit or "",
-            "note": note or "",
-            "status_url": f"{public_base_url.rstrip('/')}/status/{report.ticket_code}",
-        },
-    )
+    text = render(config, state, _values(report, note=note, public_base_url=public_base_url))
     if text is None:
         return False
-    session.add(
-        CitizenNotification(
-            report_id=report.id,
-            change_key=change_key[:200],
-            channel_id=report.channel_id,
-            recipient=report.sender,
-            text=text,
-            state=NotificationState.PENDING if report.sender else NotificationState.UNDELIVERABLE,
-            last_error=None if report.sender else "the report has no sender to write to",
-        )
-    )
+    session.add(new_notification(report, change_key=change_key, state=state, note=note, text=text))
     return True
+
+
+def new_notification(report: Any, *, change_key: str, state: str, note: str | None, text: str) -> CitizenNotification:
+    """The row for one message to the report's citizen; undeliverable at once when there is nobody to write to."""
+    return CitizenNotification(
+        report_id=report.id,
+        change_key=change_key[:200],
+        channel_id=report.channel_id,
+        recipient=report.sender,
+        text=text,
+        state=NotificationState.PENDING if report.sender else NotificationState.UNDELIVERABLE,
+        last_error=None if report.sender else "the report has no sender to write to",
+        change_state=state,
+        change_note=note,
+        changed_at=utcnow(),
+    )
+
+
+#: The change key of a new report's acknowledgement: one per report, whatever happens later.
+RECEIVED = "received"
+
+
+@dataclass(frozen=True)
+class Receipts:
+    """Acknowledging new reports ("received, your ticket is ...") on channels that do (`acknowledge_receipt`)."""
+
+    config: NotificationsConfig
+    public_base_url: str
+
+    def notice(self, report: Any) -> CitizenNotification | None:
+        """The acknowledgement for a report just made, or None when no `received` template is configured."""
+        text = render(self.config, RECEIVED, _values(report, note=None, public_base_url=self.public_base_url))
+        if text is None:
+            return None
+        return new_notification(report, change_key=RECEIVED, state=RECEIVED, note=None, text=text)
+
+
+def _values(report: Any, *, note: str | None, public_base_url: str) -> dict[str, str]:
+    return {
+        "ticket": report.ticket_code,
+        "agency": report.agency_unit or "",
+        "note": note or "",
+        "status_url": f"{public_base_url.rstrip('/')}/status/{report.ticket_code}",
+    }
 
 
 def _backoff(config: NotificationsConfig, attempts: int) -> timedelta:
@@ -131,11 +164,19 @@ class NotificationSender(PeriodicLoop):
 
     name = "notifications"
 
-    def __init__(self, engine: Any, channels: Mapping[str, Any], config: NotificationsConfig) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        channels: Mapping[str, Any],
+        config: NotificationsConfig,
+        *,
+        public_base_url: str = "http://127.0.0.1:8080",
+    ) -> None:
         super().__init__(config.poll_interval_seconds)
         self._engine = engine
         self._channels = channels
         self._config = config
+        self._public_base_url = public_base_url
 
     def _due(self) -> list[CitizenNotification]:
         with Session(self._engine) as session:
@@ -172,6 +213,46 @@ class NotificationSender(PeriodicLoop):
                 setattr(row, name, value)
             session.add(row)
 
+    def _reply_for(self, item: CitizenNotification) -> OutboundReply:
+        """The reply with what Kanal knows of the conversation: the citizen's message and thread, and when
+        they last wrote (platforms such as WhatsApp only allow free text within a day of that)."""
+        with Session(self._engine) as session:
+            found = session.execute(
+                select(Report, InboundMessageRow)
+                .join(InboundMessageRow, col(InboundMessageRow.id) == col(Report.inbound_message_id))
+                .where(col(Report.id) == item.report_id)
+            ).first()
+            last_follow_up = session.execute(
+                select(func.max(col(ReportFollowUp.received_at))).where(
+                    col(ReportFollowUp.report_id) == item.report_id,
+                    col(ReportFollowUp.channel_id) == item.channel_id,
+                )
+            ).scalar()
+        recipient = Sender(**(item.recipient or {}))
+        if found is None:
+            return OutboundReply(recipient=recipient, text=item.text, thread_id=item.thread_id)
+        report, message = found
+        last_inbound = max(filter(None, [report.received_at, last_follow_up]))
+        status = None
+        if item.change_state:
+            status = StatusUpdate(
+                ticket=report.ticket_code,
+                state=item.change_state,
+                agency_unit=report.agency_unit,
+                note=item.change_note,
+                changed_at=item.changed_at or item.created_at,
+                status_url=f"{self._public_base_url.rstrip('/')}/status/{report.ticket_code}",
+            )
+        return OutboundReply(
+            recipient=recipient,
+            text=item.text,
+            in_reply_to=message.external_id,
+            thread_id=item.thread_id or (message.message or {}).get("thread_id"),
+            ticket=report.ticket_code,
+            last_inbound_at=last_inbound,
+            status=status,
+        )
+
     async def run_once(self) -> int:
         """One round: try every due notification once. Returns how many were sent."""
         sent = 0
@@ -189,7 +270,7 @@ class NotificationSender(PeriodicLoop):
                     last_error=f"channel {item.channel_id} is not configured or disabled",
                 )
                 continue
-            reply = OutboundReply(recipient=Sender(**(item.recipient or {})), text=item.text, thread_id=item.thread_id)
+            reply = await asyncio.to_thread(self._reply_for, item)
             try:
                 message_id = await channel.adapter.send(reply)
             except NotImplementedError as exc:
@@ -206,7 +287,9 @@ class NotificationSender(PeriodicLoop):
                     attempts=attempts,
                     last_error=str(exc)[:2000],
                     state=NotificationState.FAILED if final else NotificationState.PENDING,
-                    next_attempt_at=utcnow() + _backoff(self._config, attempts),
+                    # A platform that says when to come back (a 429's reset time) is not asked sooner.
+                    next_attempt_at=utcnow()
+                    + max(_backoff(self._config, attempts), timedelta(seconds=exc.retry_after or 0)),
                 )
             except Exception as exc:  # an adapter bug must not stop everyone else's messages
                 log.exception("notifications: channel %s failed to send", item.channel_id)

@@ -19,6 +19,7 @@ from crm_client.notifications import NotificationSender
 from crm_client.status_sync import StatusPoller
 from gateway import migrate
 from gateway.db import checkpoint_sqlite, is_sqlite
+from gateway.plugins import close_adapters
 from gateway.routes import channels, health, media, quarantine, status
 from gateway.runtime import build_runtime
 from gateway.scheduler import PullScheduler
@@ -26,6 +27,7 @@ from gateway.settings import KanalSettings
 from gateway.workers import Workers
 from review_queue import api as review_api
 from review_queue import feed_api
+from review_queue import web as admin_web
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,9 @@ def create_app(settings: KanalSettings) -> FastAPI:
     runtime.writer.on_stored = workers.poke_normalizer
     pulls = PullScheduler(runtime)
     status_poller = StatusPoller(runtime.engine, settings)
-    notifier = NotificationSender(runtime.engine, runtime.channels, settings.notifications)
+    notifier = NotificationSender(
+        runtime.engine, runtime.channels, settings.notifications, public_base_url=settings.public_base_url
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,8 +85,10 @@ def create_app(settings: KanalSettings) -> FastAPI:
             await notifier.stop()
             await status_poller.stop()
             await pulls.stop()
+            await runtime.ingestor.after.drain()
             await runtime.writer.stop()
             await workers.stop()
+            await close_adapters(runtime.channels)
             runtime.writes.shutdown()
             runtime.engine.dispose()
 
@@ -106,6 +112,7 @@ def create_app(settings: KanalSettings) -> FastAPI:
     app.include_router(media.router)
     app.include_router(status.router)
     app.include_router(status_webhook.router)
+    admin_web.install(app, settings)  # the admin pages under /admin (docs/admin.md)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,8 +7,13 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from gateway.settings import ConfigError, KanalSettings, load_settings
+from gateway.settings import ChannelConfig, ConfigError, KanalSettings, load_settings
+
+if TYPE_CHECKING:
+    from adapters.contract import Adapter
+    from gateway.channel_health import ChannelHealth
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,9 +64,32 @@ def _parser() -> argparse.ArgumentParser:
 
     admin = sub.add_parser("admin", help="admin accounts")
     admin_sub = admin.add_subparsers(metavar="ACTION")
-    create = admin_sub.add_parser("create", help="create an admin account")
-    create.add_argument("--username", required=True)
-    create.add_argument("--role", choices=["superadmin", "reviewer", "viewer"], default="reviewer")
+    create = admin_sub.add_parser(
+        "create",
+        help="create an admin account",
+        description="Roles and scopes are explained in docs/admin.md. A reviewer or viewer given no scope sees "
+        "every report; a non-superadmin sees only the reports matching their channels AND their wilayah.",
+    )
+    create.add_argument("username", nargs="?", metavar="USERNAME")
+    create.add_argument("--username", dest="username_option", metavar="USERNAME", help="the same as USERNAME")
+    create.add_argument(
+        "--role",
+        choices=["superadmin", "reviewer", "viewer", "channel_admin", "wilayah_admin"],
+        default="reviewer",
+    )
+    create.add_argument(
+        "--scope-channel",
+        action="append",
+        metavar="ID",
+        help="a channel id (twitter:dkijakarta), a channel type (twitter:*) or * (every channel); repeatable",
+    )
+    create.add_argument(
+        "--scope-wilayah",
+        action="append",
+        metavar="CODE",
+        help="a kota (31.71), kecamatan (31.71.01) or kelurahan (31.71.01.1001) code; repeatable",
+    )
+    create.add_argument("--language", choices=["id", "en"], default="id", help="the admin pages' language")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(handler=_admin_create)
 
@@ -91,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
 
     adapters = sub.add_parser("adapters", help="installed channel types")
     adapters_sub = adapters.add_subparsers(metavar="ACTION")
-    listing = adapters_sub.add_parser("list", help="list channel types and the channels using them")
+    listing = adapters_sub.add_parser(
+        "list", help="list channel types, their channels and each channel's health (last message, error, backlog)"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON instead of text")
     listing.set_defaults(handler=_adapters_list)
     new = adapters_sub.add_parser(
         "new", help="create kanal-adapter-NAME/: an adapter package with tests that pass as generated"
@@ -196,22 +227,39 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
 
 
 def _admin_create(args: argparse.Namespace) -> int:
+    from review_queue.accounts import scope_of, validate_account
     from review_queue.auth import AccountError, create_admin
     from review_queue.tables import AdminRole
 
+    username = args.username or args.username_option
+    if not username or (args.username and args.username_option and args.username != args.username_option):
+        print("kanal: give the username once: kanal admin create USERNAME [--role ROLE]", file=sys.stderr)
+        return 2
+    scope = {"scope_channels": args.scope_channel, "scope_wilayah": args.scope_wilayah}
+    try:
+        # Checked before asking for the password, so a typo in a wilayah code costs no retyping.
+        validate_account(role=args.role, language=args.language, **scope)
+    except AccountError as exc:
+        print(f"kanal: {exc}; nothing created", file=sys.stderr)
+        return 1
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass(f"password for {args.username}: ")
+        password = getpass.getpass(f"password for {username}: ")
         if getpass.getpass("again: ") != password:
             print("kanal: the two passwords differ; nothing created", file=sys.stderr)
             return 1
     try:
-        admin = create_admin(_engine(), username=args.username, password=password, role=AdminRole(args.role))
+        admin = create_admin(
+            _engine(), username=username, password=password, role=AdminRole(args.role), language=args.language, **scope
+        )
     except AccountError as exc:
         print(f"kanal: {exc}; nothing created", file=sys.stderr)
         return 1
-    print(f"kanal: created {admin.role} {admin.username!r}; get a token with POST /api/v1/auth/token")
+    print(
+        f"kanal: created {admin.role} {admin.username!r} (sees: {scope_of(admin).describe('en')}); "
+        "sign in at /admin/login, or get an API token with POST /api/v1/auth/token"
+    )
     return 0
 
 
@@ -241,19 +289,90 @@ def _normalize(args: argparse.Namespace) -> int:
     return normalize_text(args.text, lat=args.lat, lng=args.lng, as_json=args.json)
 
 
-def _adapters_list(_args: argparse.Namespace) -> int:
-    from gateway.plugins import adapter_types, get_plugin_manager
+def _adapters_list(args: argparse.Namespace) -> int:
+    from gateway.channel_health import channel_health
+    from gateway.db import database_exists, make_engine
+    from gateway.plugins import adapter_types, build_channels, get_plugin_manager
 
     settings = _settings()
     manager = get_plugin_manager(disabled=settings.adapters.disabled)
     types = adapter_types(manager, disabled=settings.adapters.disabled)
+    built = build_channels(settings, manager)
+    instances = {cid: ch.config for cid, ch in built.items()}
+    # Read from the instance: a type may pull or be pushed to depending on its settings (Telegram's mode).
+    pull_ids = [cid for cid, ch in built.items() if ch.adapter.pulls]
+    health: dict[str, ChannelHealth] = {}
+    problem = None
+    if not database_exists(settings.database_url):
+        problem = "no database yet: health appears once `kanal run` (or `kanal db upgrade`) has created it"
+    else:
+        try:
+            health = channel_health(make_engine(settings.database_url), instances, pull_ids)
+        except Exception as exc:  # unreachable or not migrated: the types are still worth listing
+            first_line = str(exc).splitlines()[0][:160] if str(exc) else ""
+            problem = (
+                f"health unavailable ({type(exc).__name__}: {first_line}); "
+                "check database_url, and run `kanal db upgrade` if the schema is old"
+            )
+    if args.json:
+        print(json.dumps(_adapters_json(types, instances, pull_ids, health), indent=2, default=str))
+        return 0
     for kind, cls in sorted(types.items()):
-        used_by = [cid for cid, ch in settings.channels.items() if ch.type == kind and ch.enabled]
         print(f"{kind:<12} {cls.__module__:<28} {cls.description}")
-        print(f"{'':<12} channels: {', '.join(used_by) or '(none configured)'}")
+        used_by = sorted(cid for cid, ch in instances.items() if ch.type == kind)
+        if not used_by:
+            print(f"{'':<12} channels: (none configured)")
+        for cid in used_by:
+            print(f"{'':<12} {cid}: {_describe_health(health.get(cid), pulls=cid in pull_ids)}")
     for kind in settings.adapters.disabled:
         print(f"{kind:<12} (disabled in config)")
+    if problem:
+        print(problem, file=sys.stderr)
     return 0
+
+
+def _describe_health(health: ChannelHealth | None, *, pulls: bool) -> str:
+    if health is None:
+        return "health unknown"
+    mode = "pull" if pulls else "push"
+    success = health.last_success_at.isoformat(timespec="seconds") if health.last_success_at else "never"
+    parts = [mode, f"last message {success}"]
+    if health.last_error:
+        at = health.last_error_at.isoformat(timespec="seconds") if health.last_error_at else "?"
+        parts.append(f"last error {at}: {health.last_error[:120]}")
+    parts.append(
+        f"backlog {health.backlog} (messages {health.waiting_messages}, media {health.waiting_media}, "
+        f"replies {health.waiting_replies})"
+    )
+    return "; ".join(parts)
+
+
+def _adapters_json(
+    types: dict[str, type[Adapter]],  # type: ignore[type-arg]
+    instances: dict[str, ChannelConfig],
+    pull_ids: list[str],
+    health: dict[str, ChannelHealth],
+) -> list[dict[str, object]]:
+    listing: list[dict[str, object]] = []
+    for kind, cls in sorted(types.items()):
+        channels: list[dict[str, object]] = []
+        for cid in sorted(c for c, ch in instances.items() if ch.type == kind):
+            entry: dict[str, object] = {"id": cid, "mode": "pull" if cid in pull_ids else "push"}
+            if cid in health:
+                h = health[cid]
+                entry.update(
+                    last_success_at=h.last_success_at,
+                    last_error=h.last_error,
+                    last_error_at=h.last_error_at,
+                    backlog=h.backlog,
+                    waiting_messages=h.waiting_messages,
+                    waiting_media=h.waiting_media,
+                    waiting_replies=h.waiting_replies,
+                    consecutive_failures=h.consecutive_failures,
+                )
+            channels.append(entry)
+        listing.append({"type": kind, "module": cls.__module__, "description": cls.description, "channels": channels})
+    return listing
 
 
 def _adapters_new(args: argparse.Namespace) -> int:

@@ -48,6 +48,14 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file that is not there yet (looking must not create it); servers: True."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return True
+    return Path(parsed.database).exists()
+
+
 def make_engine(url: str) -> Engine:
     """Build the engine for `url`; SQLite files get WAL, a busy timeout and their folder created."""
     parsed = make_url(url)

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from gateway.db import read_session
 from gateway.runtime import Runtime
+from review_queue.accounts import can_act, scope_of
 from review_queue.auth import admin_for_token
 from review_queue.tables import AdminRole, AdminUser
 
@@ -50,9 +51,25 @@ def current_admin(
 AdminDep = Annotated[AdminUser, Depends(current_admin)]
 
 
-def reviewer(admin: AdminDep) -> AdminUser:
-    if admin.role not in (AdminRole.SUPERADMIN, AdminRole.REVIEWER):
+def actor(admin: AdminDep) -> AdminUser:
+    """An admin whose role may act on reports (within their scope: the route checks it per report)."""
+    if not can_act(admin):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {admin.role!r} may read reports but not act on them")
+    return admin
+
+
+ActorDep = Annotated[AdminUser, Depends(actor)]
+
+
+def reviewer(admin: AdminDep) -> AdminUser:
+    """An admin who may act on every report: for actions not tied to one report's scope (the CRM outbox)."""
+    if not can_act(admin):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {admin.role!r} may read reports but not act on them")
+    if not scope_of(admin).everything:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this acts beyond one channel or wilayah; your account's scope is limited: ask a superadmin",
+        )
     return admin
 
 

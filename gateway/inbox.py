@@ -22,6 +22,9 @@ class MessageState(StrEnum):
     NEW = "new"  # stored, waiting for the normalizer
     NORMALIZED = "normalized"  # a report exists for it
     FAILED = "failed"  # the normalizer gave up after repeated errors; needs a person
+    ASSEMBLING = "assembling"  # one part of a conversation or multipart message; waits for the rest
+    MERGED = "merged"  # a part whose content went into its group's first part (`merged_into`)
+    EMPTY = "empty"  # a group that ended with nothing in it (a lone "done" command): no report is made
 
 
 class RawDelivery(SQLModel, table=True):
@@ -53,6 +56,11 @@ class InboundMessageRow(SQLModel, table=True):
     attempts: int = 0
     processed_by: str | None = Field(default=None, max_length=100)
     last_error: str | None = None
+    #: Parts of one conversation or multipart message share a key (`adapters.contract.Assembly`) while
+    #: they are `assembling`; the group is put together at `assembly_due_at` or when a part completes it.
+    assembly_key: str | None = Field(default=None, index=True, max_length=200)
+    assembly_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    merged_into: str | None = Field(default=None, max_length=36)
 
 
 class QuarantinedPayload(SQLModel, table=True):

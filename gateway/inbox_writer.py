@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import Engine, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,9 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from adapters.contract import InboundMessage, StoredOutcome
+from gateway import media_fetch
+from gateway.assembly import assembly_columns
 from gateway.db import write_connection
 from gateway.ids import new_id, new_ticket_code
-from gateway.inbox import InboundMessageRow, QuarantinedPayload, RawDelivery
+from gateway.inbox import InboundMessageRow, MessageState, QuarantinedPayload, RawDelivery
 from gateway.write_queue import WriteQueue
 
 log = logging.getLogger(__name__)
@@ -179,9 +182,10 @@ class InboxWriter:
                     "delivery_id": raw["id"],
                     "received_at": item.received_at,
                     "message": message.model_dump(mode="json", exclude_none=True),
-                    "state": "new",
+                    "state": MessageState.NEW,
                     "delivery_count": 1,
                     "attempts": 0,
+                    **assembly_columns(message, item.received_at),
                 }
                 rows.append(row)
                 first_row.setdefault((item.channel_id, message.external_id), row)
@@ -211,6 +215,21 @@ class InboxWriter:
                         )
                     )
                 }
+                # Media worker (gateway/media_fetch.py): remote photos of messages stored just now wait for
+                # download; a redelivery's message was not inserted, so it adds none.
+                media_files = [
+                    media_row
+                    for (channel_id, external_id), row in first_row.items()
+                    if stored[(channel_id, external_id)][0] == row["id"]
+                    for media_row in media_fetch.pending_rows(
+                        str(row["id"]),
+                        channel_id,
+                        cast(dict[str, Any], row["message"]).get("media", ()),
+                        cast(datetime, row["received_at"]),
+                    )
+                ]
+                if media_files:
+                    connection.execute(media_fetch.MediaFile.__table__.insert(), media_files)  # type: ignore[attr-defined]
             if quarantined:
                 connection.execute(QuarantinedPayload.__table__.insert(), quarantined)  # type: ignore[attr-defined]
 

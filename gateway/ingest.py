@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 
 from pydantic import ValidationError
 
-from adapters.contract import ALWAYS_SECRET_HEADERS, AdapterResponse, RawRequest
+from adapters.contract import ALWAYS_SECRET_HEADERS, AdapterResponse, InboundMessage, RawRequest, StoredOutcome
 from adapters.errors import PayloadIgnored, PayloadRejected, SignatureInvalid, Throttled
 from gateway import metrics
 from gateway.inbox_writer import Delivery, InboxWriter, Quarantine, StorageUnavailable
@@ -18,14 +19,57 @@ log = logging.getLogger(__name__)
 #: An unauthenticated or oversized body is kept only this far: enough to see what it was, not a disk filler.
 QUARANTINE_PREVIEW_BYTES = 4096
 STORAGE_RETRY_AFTER_SECONDS = 5
+#: A bot's follow-up work (the next question, a ticket number) gets this long before it is abandoned.
+AFTER_DELIVERY_TIMEOUT_SECONDS = 30.0
+
+
+class AfterDelivery:
+    """Runs adapters' `after_delivery` in the background, so the platform's answer never waits for it.
+
+    What it does is best effort (nothing stored depends on it); failures are logged, never raised.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(
+        self,
+        channel: Channel,
+        request: RawRequest | None,
+        messages: list[InboundMessage],
+        outcomes: list[StoredOutcome],
+    ) -> None:
+        task = asyncio.create_task(self._run(channel, request, messages, outcomes), name=f"after-delivery:{channel.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self,
+        channel: Channel,
+        request: RawRequest | None,
+        messages: list[InboundMessage],
+        outcomes: list[StoredOutcome],
+    ) -> None:
+        try:
+            await asyncio.wait_for(
+                channel.adapter.after_delivery(request, messages, outcomes), AFTER_DELIVERY_TIMEOUT_SECONDS
+            )
+        except Exception:
+            log.exception("channel %s: after_delivery failed (the delivery itself is stored)", channel.id)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Let work under way finish (briefly) before the process stops."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
 
 
 class Ingestor:
     """Runs the adapter contract for push deliveries and keeps the outcome counters."""
 
-    def __init__(self, writer: InboxWriter, counters: metrics.Counters) -> None:
+    def __init__(self, writer: InboxWriter, counters: metrics.Counters, after: AfterDelivery | None = None) -> None:
         self._writer = writer
         self._counters = counters
+        self.after = after or AfterDelivery()
 
     async def deliver(self, channel: Channel, request: RawRequest) -> AdapterResponse:
         adapter = channel.adapter
@@ -48,6 +92,7 @@ class Ingestor:
         try:
             messages = adapter.parse(request)
         except PayloadIgnored as exc:
+            self.after.start(channel, request, [], [])
             return self._count(channel, "ignored", adapter.ignored(request, exc.reason))
         except PayloadRejected as exc:
             await self._quarantine(channel, request, exc.status_code, exc.message)
@@ -86,6 +131,7 @@ class Ingestor:
             self._counters.inc(
                 metrics.INBOUND, channel=channel.id, outcome="duplicate" if outcome.duplicate else "accepted"
             )
+        self.after.start(channel, request, messages, outcomes)
         return adapter.acknowledge(request, outcomes)
 
     async def reject_oversized(self, channel: Channel, request: RawRequest, size: int) -> AdapterResponse:

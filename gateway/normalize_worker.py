@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, case, update
@@ -16,6 +17,8 @@ from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from adapters.contract import InboundMessage
+from crm_client.notifications import Receipts
+from gateway import assembly
 from gateway.db import read_session, write_connection, write_session
 from gateway.inbox import InboundMessageRow, MessageState
 from gateway.media import MediaLinks
@@ -53,6 +56,18 @@ def read_new(engine: Engine, *, limit: int) -> list[InboundMessageRow]:
         return list(session.exec(_new_rows(limit)))
 
 
+def finished_groups(engine: Engine, now: datetime) -> list[tuple[str, str]]:
+    """The conversations and multipart messages that are done: one indexed read, no writer needed."""
+    with engine.connect() as connection:
+        return assembly.due_groups(connection, now)
+
+
+def assemble(engine: Engine, groups: Sequence[tuple[str, str]]) -> int:
+    """Put `groups` together in one writing transaction, so the normalizer takes them; return how many."""
+    with write_connection(engine) as connection:
+        return sum(assembly.assemble_group(connection, channel_id, key) is not None for channel_id, key in groups)
+
+
 def run_pipeline(
     rows: Sequence[InboundMessageRow], pipeline: Pipeline, channels: Mapping[str, ChannelConfig], media: MediaLinks
 ) -> list[Outcome]:
@@ -84,6 +99,7 @@ def store(
     channels: Mapping[str, ChannelConfig],
     crm: CRMConfig,
     worker_id: str,
+    receipts: Receipts | None = None,
 ) -> int:
     """Write the outcomes for rows that are still new; return how many reports were created.
 
@@ -122,7 +138,7 @@ def store(
             ),
             [{"row_id": o.row_id, "error": o.error} for o in failures],
         )
-    return intake.create_reports(connection, drafts, channels=channels, crm=crm)
+    return intake.create_reports(connection, drafts, channels=channels, crm=crm, receipts=receipts)
 
 
 def claim_normalize_store(
@@ -134,13 +150,14 @@ def claim_normalize_store(
     crm: CRMConfig,
     worker_id: str,
     limit: int,
+    receipts: Receipts | None = None,
 ) -> int:
     """PostgreSQL: one transaction that locks the rows it takes (`FOR UPDATE SKIP LOCKED`), so several
     processes share the inbox without ever taking the same message; a crash leaves them `new`."""
     with write_session(engine) as session:
         rows = list(session.exec(_new_rows(limit).with_for_update(skip_locked=True)))
         outcomes = run_pipeline(rows, pipeline, channels, media)
-        store(session.connection(), outcomes, channels=channels, crm=crm, worker_id=worker_id)
+        store(session.connection(), outcomes, channels=channels, crm=crm, worker_id=worker_id, receipts=receipts)
         return len(rows)
 
 
@@ -151,10 +168,11 @@ def store_batch(
     channels: Mapping[str, ChannelConfig],
     crm: CRMConfig,
     worker_id: str,
+    receipts: Receipts | None = None,
 ) -> int:
     """`store` in a writing transaction of its own (SQLite: run it through the single writer)."""
     with write_connection(engine) as connection:
-        return store(connection, outcomes, channels=channels, crm=crm, worker_id=worker_id)
+        return store(connection, outcomes, channels=channels, crm=crm, worker_id=worker_id, receipts=receipts)
 
 
 def store_each(
@@ -164,11 +182,12 @@ def store_each(
     channels: Mapping[str, ChannelConfig],
     crm: CRMConfig,
     worker_id: str,
+    receipts: Receipts | None = None,
 ) -> None:
     """After a batch failed to store: one transaction per row, so one bad row cannot hold up the rest."""
     for outcome in outcomes:
         try:
-            store_batch(engine, [outcome], channels=channels, crm=crm, worker_id=worker_id)
+            store_batch(engine, [outcome], channels=channels, crm=crm, worker_id=worker_id, receipts=receipts)
         except Exception as exc:
             log.exception("normalizer: could not store the report for message %s", outcome.row_id)
             failed = Outcome(outcome.row_id, None, f"storing failed: {type(exc).__name__}: {exc}"[:2000])

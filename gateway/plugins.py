@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
@@ -16,13 +17,31 @@ from typing import cast
 import pluggy
 from pydantic import ValidationError
 
-from adapters.contract import Adapter, AdapterContext
+from adapters.contract import Adapter, AdapterContext, TicketLookup, TicketStatus
 from gateway import hookspecs
 from gateway.settings import ChannelConfig, ConfigError, KanalSettings, describe_validation_error
 
+log = logging.getLogger(__name__)
+
 ENTRY_POINT_GROUP = "kanal"
 #: Entry-point name -> module, for the adapters that ship with Kanal.
-BUILTIN_PLUGINS = {"api": "adapters.api", "web_form": "adapters.web_form"}
+BUILTIN_PLUGINS = {
+    name: f"adapters.{name}"
+    for name in (
+        "api",
+        "web_form",
+        "twitter",
+        "telegram",
+        "whatsapp",
+        "facebook",
+        "instagram",
+        "email",
+        "sms",
+        "jaki",
+        "lapor",
+        "news",
+    )
+}
 
 
 def get_plugin_manager(*, disabled: Iterable[str] = ()) -> pluggy.PluginManager:
@@ -69,7 +88,9 @@ class Channel:
     adapter: Adapter  # type: ignore[type-arg]
 
 
-def build_channels(settings: KanalSettings, manager: pluggy.PluginManager) -> dict[str, Channel]:
+def build_channels(
+    settings: KanalSettings, manager: pluggy.PluginManager, *, lookup_ticket: TicketLookup | None = None
+) -> dict[str, Channel]:
     """Instantiate every enabled channel; errors name the channel key and what its adapter expected."""
     types = adapter_types(manager, disabled=settings.adapters.disabled)
     channels: dict[str, Channel] = {}
@@ -98,11 +119,43 @@ def build_channels(settings: KanalSettings, manager: pluggy.PluginManager) -> di
             channel_id=channel_id,
             instance_secret=derive_secret(settings, f"channel:{channel_id}"),
             public_base_url=settings.public_base_url,
+            lookup_ticket=lookup_ticket or _no_lookup,
         )
-        channels[channel_id] = Channel(channel_id, config, cls(settings=adapter_settings, context=context))
+        resolved = resolve_channel_defaults(channel_id, config, cls)
+        channels[channel_id] = Channel(channel_id, resolved, cls(settings=adapter_settings, context=context))
     return channels
+
+
+async def _no_lookup(code: str) -> TicketStatus | None:
+    return None
+
+
+def resolve_channel_defaults(channel_id: str, config: ChannelConfig, cls: type[Adapter]) -> ChannelConfig:  # type: ignore[type-arg]
+    """The channel's config with what it left unset taken from its type; `trusted` checked against the type."""
+    if config.trusted and not cls.may_be_trusted:
+        raise ConfigError(
+            f"channels.{channel_id}.trusted: channel type {cls.channel_type!r} cannot be trusted (anyone can post "
+            f"on it); remove `trusted: true` so its reports are reviewed"
+        )
+    return config.model_copy(
+        update={
+            "trusted": cls.trusted_by_default if config.trusted is None else config.trusted,
+            "acknowledge_receipt": (
+                cls.acknowledge_receipt if config.acknowledge_receipt is None else config.acknowledge_receipt
+            ),
+        }
+    )
 
 
 def derive_secret(settings: KanalSettings, purpose: str) -> bytes:
     """A key for one purpose, derived from the deployment's secret_key so one leak does not unlock all."""
     return hmac.new(settings.secret_key.get_secret_value().encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+async def close_adapters(channels: dict[str, Channel]) -> None:
+    """Let every adapter release its connections; one that fails to close does not stop the others."""
+    for channel in channels.values():
+        try:
+            await channel.adapter.aclose()
+        except Exception:
+            log.warning("channel %s: adapter did not close cleanly", channel.id, exc_info=True)

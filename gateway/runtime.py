@@ -18,6 +18,7 @@ from gateway.ingest import Ingestor
 from gateway.media import MediaLinks
 from gateway.plugins import Channel, build_channels, derive_secret, get_plugin_manager
 from gateway.settings import ConfigError, KanalSettings
+from gateway.ticket_lookup import make_ticket_lookup
 from gateway.write_queue import WriteQueue
 from normalizer.pipeline import Pipeline, default_pipeline
 from normalizer.taxonomy import Taxonomy, load_taxonomy
@@ -56,8 +57,10 @@ def build_runtime(settings: KanalSettings) -> Runtime:
             "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
         )
     plugins = get_plugin_manager(disabled=settings.adapters.disabled)
-    channels = build_channels(settings, plugins)
     engine = make_engine(settings.database_url)
+    channels = build_channels(
+        settings, plugins, lookup_ticket=make_ticket_lookup(engine, settings.public_base_url)
+    )
     counters = metrics.new_counters()
     writes = WriteQueue(engine)
     writer = InboxWriter(engine, writes, max_batch=settings.ingest.max_batch)

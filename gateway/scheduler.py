@@ -31,10 +31,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import BaseModel, SecretStr
 from sqlalchemy import Connection, Engine, text
 
+from adapters.contract import RejectedItem
 from adapters.errors import ChannelUnavailable
 from gateway import cursors
 from gateway.db import is_sqlite, utcnow, write_connection
-from gateway.inbox_writer import Delivery, StorageUnavailable
+from gateway.inbox_writer import Delivery, Quarantine, StorageUnavailable
 from gateway.plugins import Channel
 from gateway.runtime import Runtime
 from gateway.write_queue import WriteQueue
@@ -294,12 +295,15 @@ class PullScheduler:
                 )
                 try:
                     # Commits the messages (group commit with push deliveries) and pokes the normalizer.
-                    await rt.writer.store(delivery)
+                    outcomes = await rt.writer.store(delivery)
                 except StorageUnavailable:
                     log.warning(
                         "pull %s: %d message(s) not stored; fetching again next round", channel_id, len(result.messages)
                     )
                     return PollOutcome.NOT_STORED
+                rt.ingestor.after.start(channel, None, result.messages, outcomes)
+            if result.rejected and not await self._quarantine(channel_id, result.rejected):
+                return PollOutcome.NOT_STORED
             # Only now, with the messages committed, may the cursor move past them.
             cursor, done_at = result.cursor, utcnow()
             await lease.write(lambda c: cursors.record_success(c, channel_id=channel_id, cursor=cursor, now=done_at))
@@ -308,6 +312,30 @@ class PullScheduler:
             return PollOutcome.STORED
         finally:
             await asyncio.shield(asyncio.to_thread(lease.release))
+
+    async def _quarantine(self, channel_id: str, rejected: list[RejectedItem]) -> bool:
+        """Keep the items the adapter could not use; False when they were not stored (the cursor stays)."""
+        now = utcnow()
+        for item in rejected:
+            reason = f"{item.external_id}: {item.reason}" if item.external_id else item.reason
+            try:
+                await self._runtime.writer.quarantine(
+                    Quarantine(
+                        channel_id=channel_id,
+                        received_at=now,
+                        status_code=422,
+                        reason=reason[:2000],
+                        client_ip=None,
+                        headers={"content-type": item.content_type} if item.content_type else {},
+                        body=item.body,
+                        body_size=len(item.body),
+                    )
+                )
+            except StorageUnavailable:
+                log.warning("pull %s: could not quarantine a rejected item; fetching again next round", channel_id)
+                return False
+        log.warning("pull %s: %d item(s) could not be used and were quarantined", channel_id, len(rejected))
+        return True
 
     async def _record_failure(self, lease: _Lease, channel: Channel, exc: Exception) -> None:
         config = channel.config

@@ -8,6 +8,8 @@ import crm_client.notifications
 import crm_client.tables
 import gateway.cursors
 import gateway.inbox
+import gateway.media_fetch
+import review_queue.audit
 import review_queue.feed
 import review_queue.tables
 

@@ -43,10 +43,14 @@ class ChannelConfig(_Strict):
     type: str = Field(min_length=1)
     enabled: bool = True
     #: Trusted channels (the city's own app) skip admin review and go straight to the CRM...
-    trusted: bool = False
+    #: Unset: the channel type decides (JAKI is trusted by default; news and social media never are).
+    trusted: bool | None = None
     #: ...except reports that look like a duplicate ("duplicate") or lack a place at kelurahan level or a
     #: concrete problem ("incomplete"). An empty list forwards every report of a trusted channel.
     hold_for_review: list[HoldReason] = Field(default_factory=lambda: list(HOLD_REASONS))
+    #: Tell the citizen "received, your ticket is ..." on this channel when a report is made (the
+    #: `received` notification template). Unset: the channel type decides (`Adapter.acknowledge_receipt`).
+    acknowledge_receipt: bool | None = None
     #: Open311 service code used for this channel's reports until the normalizer routes them.
     service_code: str | None = None
     #: Pull channels only: seconds between polls (the scheduler adds a little jitter)...
@@ -198,6 +202,21 @@ class NotificationsConfig(_Strict):
     send_lease_seconds: float = Field(default=300.0, gt=0)
 
 
+class MediaConfig(_Strict):
+    """Photos referenced by a message are downloaded after it is stored, never before (docs/media.md)."""
+
+    enabled: bool = True
+    #: Larger files are not downloaded; the attachment is marked unavailable and the message goes on.
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    #: Files fetched per round.
+    batch: int = Field(default=10, ge=1)
+    #: After this many failed attempts (the platform down) the attachment is marked unavailable.
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=5.0, gt=0)
+    backoff_cap_seconds: float = Field(default=900.0, gt=0)
+
+
 class WorkersConfig(_Strict):
     """The background loops `kanal run` starts beside the web server."""
 
@@ -215,7 +234,22 @@ class IngestConfig(_Strict):
 
 
 class AuthConfig(_Strict):
+    """Admin sign-in: API bearer tokens, and the admin pages' sessions and lock-out (docs/admin.md)."""
+
     token_ttl_hours: float = Field(default=12.0, gt=0)
+    #: A page session ends after this long without a request...
+    session_idle_minutes: float = Field(default=60.0, gt=0)
+    #: ...and this long after sign-in however active it is.
+    session_lifetime_hours: float = Field(default=12.0, gt=0)
+    #: The session cookie's Secure flag; "auto": set when public_base_url is https.
+    cookie_secure: Literal["auto"] | bool = "auto"
+    #: After this many failed sign-ins to one account within the window, the account is locked...
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_minutes: float = Field(default=15.0, gt=0)
+    #: ...for this long (the same message as a wrong password is shown meanwhile).
+    lockout_minutes: float = Field(default=15.0, gt=0)
+    #: Failed sign-ins from one address within the window before it must wait (counted per process).
+    login_ip_max_failures: int = Field(default=30, ge=1)
 
 
 class KanalSettings(_Strict):
@@ -238,6 +272,7 @@ class KanalSettings(_Strict):
     sla: SLAConfig = Field(default_factory=SLAConfig)
     status_sync: StatusSyncConfig = Field(default_factory=StatusSyncConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
     #: Categories, agencies, units and phrase rules for routing (config/taxonomy.yaml); None: the shipped one.
     taxonomy: Taxonomy | None = None
     #: Top-level key -> the file or variable that set it, so later checks can name it in errors.
@@ -255,14 +290,17 @@ def load_settings(
     directory = config_dir or Path(env.get("KANAL_CONFIG_DIR") or _default_config_dir())
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}  # top-level key -> where it was last set, for error messages
+    referenced: set[str] = set()  # variables the files name in ${...}: values for them, not overrides
     for path in sorted(directory.glob("*.yaml")):
         data = _read_yaml(path)
-        _interpolate(data, env, str(path), ())
+        _interpolate(data, env, str(path), (), referenced)
         for key, value in data.items():
             merged[key] = _deep_merge(merged.get(key), value)
             origin[key] = str(path)
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name == "KANAL_CONFIG_DIR" or name.startswith("KANAL_TEST"):
+            continue
+        if name in referenced:
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
         _set_path(merged, keys, value)
@@ -317,17 +355,18 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _interpolate(node: Any, env: Mapping[str, str], source: str, path: tuple[str, ...]) -> Any:
+def _interpolate(node: Any, env: Mapping[str, str], source: str, path: tuple[str, ...], used: set[str]) -> Any:
     if isinstance(node, dict):
         for key, value in node.items():
-            node[key] = _interpolate(value, env, source, (*path, str(key)))
+            node[key] = _interpolate(value, env, source, (*path, str(key)), used)
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            node[index] = _interpolate(value, env, source, (*path, str(index)))
+            node[index] = _interpolate(value, env, source, (*path, str(index)), used)
     elif isinstance(node, str):
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            used.add(name)
             if name in env:
                 return env[name]
             if default is not None:

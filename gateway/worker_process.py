@@ -13,6 +13,7 @@ import signal
 from crm_client.notifications import NotificationSender
 from crm_client.status_sync import StatusPoller
 from gateway import migrate
+from gateway.plugins import close_adapters
 from gateway.runtime import build_runtime
 from gateway.scheduler import PullScheduler
 from gateway.settings import KanalSettings
@@ -35,7 +36,9 @@ async def run_workers(settings: KanalSettings) -> None:
     # only cost is a duplicate question, never a duplicate event.
     status_poller = StatusPoller(runtime.engine, settings)
     await status_poller.start()
-    notifier = NotificationSender(runtime.engine, runtime.channels, settings.notifications)
+    notifier = NotificationSender(
+        runtime.engine, runtime.channels, settings.notifications, public_base_url=settings.public_base_url
+    )
     await notifier.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -50,6 +53,7 @@ async def run_workers(settings: KanalSettings) -> None:
         await pulls.stop()  # before the inbox writer, which stores what a poll under way fetched
         await workers.stop()
         await runtime.writer.stop()
+        await close_adapters(runtime.channels)
         runtime.writes.shutdown()
         runtime.engine.dispose()
         log.info("kanal worker %s: stopped", runtime.worker_id)

@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from crm_client.dispatcher import Dispatcher
+from crm_client.notifications import Receipts
 from crm_client.open311 import Open311Client
 from gateway import metrics
 from gateway import normalize_worker as normalizing
 from gateway.db import utcnow
+from gateway.media_fetch import MediaFetcher
 from gateway.runtime import Runtime
 from review_queue import sla
 
@@ -45,6 +47,7 @@ class Workers:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Open311Client | None = None
         self._dispatcher: Dispatcher | None = None
+        self._media: MediaFetcher | None = None
 
     def poke_normalizer(self) -> None:
         """Called after each inbox commit, from the event loop, so new messages are taken at once."""
@@ -77,8 +80,13 @@ class Workers:
         ]
         if rt.settings.sla.enabled:
             self._tasks.append(asyncio.create_task(self._sla_loop(), name="kanal-sla"))
+        if rt.settings.media.enabled:
+            self._media = MediaFetcher(rt.engine, rt.writes, rt.channels, rt.settings.media, rt.counters)
+            await self._media.start()
 
     async def stop(self) -> None:
+        if self._media is not None:
+            await self._media.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -91,7 +99,14 @@ class Workers:
         rt = self._runtime
         channels = {cid: ch.config for cid, ch in rt.channels.items()}
         crm, worker_id = rt.settings.crm, rt.worker_id
+        receipts = Receipts(rt.settings.notifications, rt.settings.public_base_url)
         limit = min(limit or rt.settings.workers.normalize_batch, rt.settings.workers.normalize_batch)
+        # Conversations and multipart messages whose last part is in become one message first.
+        groups = await asyncio.to_thread(normalizing.finished_groups, rt.engine, utcnow())
+        if groups and rt.writes.serial:
+            await rt.writes.run(lambda: normalizing.assemble(rt.engine, groups))
+        elif groups:
+            await asyncio.to_thread(normalizing.assemble, rt.engine, groups)
         if not rt.writes.serial:
             taken = await asyncio.to_thread(
                 normalizing.claim_normalize_store,
@@ -102,6 +117,7 @@ class Workers:
                 crm=crm,
                 worker_id=worker_id,
                 limit=limit,
+                receipts=receipts,
             )
         else:
             # SQLite: read and run the pipeline outside the single writer; only the inserts take it.
@@ -112,13 +128,15 @@ class Workers:
             try:
                 await rt.writes.run(
                     lambda: normalizing.store_batch(
-                        rt.engine, outcomes, channels=channels, crm=crm, worker_id=worker_id
+                        rt.engine, outcomes, channels=channels, crm=crm, worker_id=worker_id, receipts=receipts
                     )
                 )
             except Exception:
                 log.exception("normalizer: storing a batch of %d failed; storing one by one", len(outcomes))
                 await rt.writes.run(
-                    lambda: normalizing.store_each(rt.engine, outcomes, channels=channels, crm=crm, worker_id=worker_id)
+                    lambda: normalizing.store_each(
+                        rt.engine, outcomes, channels=channels, crm=crm, worker_id=worker_id, receipts=receipts
+                    )
                 )
             taken = len(rows)
         if taken:

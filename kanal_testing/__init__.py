@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kanal_testing.fetch import build_adapter, run_fetch
     from kanal_testing.network import LoopbackOnly
     from kanal_testing.profile import ChannelProfile, Prepared
+    from kanal_testing.pull_suite import PullChannelProfile, PullContractSuite
     from kanal_testing.server import KanalUnderTest, free_port, kanal_settings, wait_until
     from kanal_testing.signatures import hmac_sha256_base64, hmac_sha256_hex
     from kanal_testing.store import inbound_messages, inbox_count, quarantine_rows, raw_deliveries, reports
@@ -43,6 +44,8 @@ _HOMES = {
     "raw_deliveries": "store",
     "reports": "store",
     "ContractSuite": "suite",
+    "PullChannelProfile": "pull_suite",
+    "PullContractSuite": "pull_suite",
 }
 
 __all__ = [
@@ -52,6 +55,8 @@ __all__ = [
     "KanalUnderTest",
     "LoopbackOnly",
     "Prepared",
+    "PullChannelProfile",
+    "PullContractSuite",
     "build_adapter",
     "free_port",
     "hmac_sha256_base64",

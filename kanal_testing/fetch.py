@@ -39,11 +39,14 @@ def run_fetch(
     """Build the adapter and run its async `fetch(cursor)` once; return what it fetched.
 
     Raises `pydantic.ValidationError` for settings the adapter refuses, `TypeError` for an adapter that
-    does not declare `pulls = True`, and whatever `fetch` raises (`ChannelUnavailable`, ...).
+    does not pull (with these settings: `pulls` is read from the instance), and whatever `fetch` raises
+    (`ChannelUnavailable`, ...).
     """
-    if not adapter_cls.pulls:
-        raise TypeError(f"{adapter_cls.__name__} does not pull: set `pulls = True` and implement `fetch`")
     adapter = build_adapter(adapter_cls, settings, channel_id=channel_id)
+    if not adapter.pulls:
+        raise TypeError(
+            f"{adapter_cls.__name__} does not pull with these settings: set `pulls = True` and implement `fetch`"
+        )
     try:
         asyncio.get_running_loop()
     except RuntimeError:

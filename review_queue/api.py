@@ -1,4 +1,8 @@
-"""The review API: list reports, read one with its history, edit, approve, reject."""
+"""The review API: list reports, read one with its history, edit, approve, reject.
+
+Every route sees only the admin's scope (review_queue/accounts.py): lists are filtered in SQL, and a
+report outside the scope answers 404 exactly like one that does not exist, never 403.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from sqlalchemy import Select, and_, case, or_, select
 from sqlmodel import Session, col
 
 from gateway.db import write_session
-from gateway.deps import AdminDep, ReadSessionDep, ReviewerDep, RuntimeDep
-from review_queue import auth, service
+from gateway.deps import ActorDep, AdminDep, ReadSessionDep, RuntimeDep
+from review_queue import accounts, auth, service
 from review_queue.schemas import (
     ApproveRequest,
     EditRequest,
@@ -30,7 +34,7 @@ from review_queue.schemas import (
     ReportPersonalData,
     ReportPublic,
 )
-from review_queue.tables import Report, ReportEvent, ReportState
+from review_queue.tables import AdminUser, Report, ReportEvent, ReportState
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 
@@ -57,7 +61,7 @@ async def issue_token(
 @router.get("/reports", response_model=ReportPage)
 def list_reports(
     session: ReadSessionDep,
-    _admin: AdminDep,
+    admin: AdminDep,
     state: ReportState | None = None,
     channel_id: str | None = None,
     sla_level: Literal["green", "yellow", "red", "overdue"] | None = None,
@@ -70,6 +74,9 @@ def list_reports(
     `order=overdue`: overdue reports first, then the others by deadline (soonest first), then by age.
     """
     query = select(Report).limit(limit + 1)
+    in_scope = accounts.scope_of(admin).report_clause()
+    if in_scope is not None:
+        query = query.where(in_scope)
     if state is not None:
         query = query.where(col(Report.state) == state)
     if channel_id is not None:
@@ -112,15 +119,15 @@ def _overdue_first(session: ReadSessionDep, query: Select[Report], limit: int, c
 
 
 @router.get("/reports/{key}", response_model=ReportPublic)
-def read_report(key: str, session: ReadSessionDep, _admin: AdminDep) -> ReportPublic:
+def read_report(key: str, session: ReadSessionDep, admin: AdminDep) -> ReportPublic:
     """One report, by id or ticket code."""
-    return ReportPublic.model_validate(_find(session, key))
+    return ReportPublic.model_validate(_find(session, key, admin))
 
 
 @router.get("/reports/{key}/events", response_model=list[EventPublic])
-def report_history(key: str, session: ReadSessionDep, _admin: AdminDep) -> list[EventPublic]:
+def report_history(key: str, session: ReadSessionDep, admin: AdminDep) -> list[EventPublic]:
     """Every change to the report, oldest first: who, when, what before and after."""
-    report = _find(session, key)
+    report = _find(session, key, admin)
     events = session.execute(
         select(ReportEvent)
         .where(col(ReportEvent.report_id) == report.id)
@@ -130,19 +137,19 @@ def report_history(key: str, session: ReadSessionDep, _admin: AdminDep) -> list[
 
 
 @router.get("/reports/{key}/follow-ups", response_model=list[FollowUpPublic])
-def report_follow_ups(key: str, session: ReadSessionDep, _admin: AdminDep) -> list[FollowUpPublic]:
+def report_follow_ups(key: str, session: ReadSessionDep, admin: AdminDep) -> list[FollowUpPublic]:
     """Later messages attached to the report, oldest first, masked like the report."""
-    report = _find(session, key)
+    report = _find(session, key, admin)
     return [FollowUpPublic.model_validate(f) for f in service.follow_ups(session, report)]
 
 
 @router.get("/reports/{key}/personal-data", response_model=ReportPersonalData)
-async def report_personal_data(key: str, runtime: RuntimeDep, admin: ReviewerDep) -> ReportPersonalData:
+async def report_personal_data(key: str, runtime: RuntimeDep, admin: ActorDep) -> ReportPersonalData:
     """The unmasked text and the reporter's contact. Each opening is recorded in the report's history."""
 
     def run() -> ReportPersonalData:
         with write_session(runtime.engine) as session:
-            report = service.get_report(session, key)
+            report = accounts.get_report_in_scope(session, key, accounts.scope_of(admin))
             service.record_personal_data_opened(session, report, actor=f"admin:{admin.username}")
             return ReportPersonalData(
                 ticket_code=report.ticket_code,
@@ -160,14 +167,16 @@ async def report_personal_data(key: str, runtime: RuntimeDep, admin: ReviewerDep
 
 @router.post("/reports/{key}/approve", response_model=ReportPublic)
 async def approve_report(
-    key: str, body: ApproveRequest, request: Request, runtime: RuntimeDep, admin: ReviewerDep
+    key: str, body: ApproveRequest, request: Request, runtime: RuntimeDep, admin: ActorDep
 ) -> ReportPublic:
     """Approve (optionally with edits): the report goes to the outbox in the same transaction."""
     report = await _act(
         runtime,
-        lambda s: service.approve(
+        admin,
+        key,
+        lambda s, report_id: service.approve(
             s,
-            key=key,
+            key=report_id,
             actor=f"admin:{admin.username}",
             crm=runtime.settings.crm,
             taxonomy=runtime.taxonomy,
@@ -180,30 +189,48 @@ async def approve_report(
 
 
 @router.post("/reports/{key}/reject", response_model=ReportPublic)
-async def reject_report(key: str, body: RejectRequest, runtime: RuntimeDep, admin: ReviewerDep) -> ReportPublic:
+async def reject_report(key: str, body: RejectRequest, runtime: RuntimeDep, admin: ActorDep) -> ReportPublic:
     return await _act(
         runtime,
-        lambda s: service.reject(s, key=key, actor=f"admin:{admin.username}", reason=body.reason, version=body.version),
-    )
-
-
-@router.patch("/reports/{key}", response_model=ReportPublic)
-async def edit_report(key: str, body: EditRequest, runtime: RuntimeDep, admin: ReviewerDep) -> ReportPublic:
-    edits = ReportEdit.model_validate(body.model_dump(exclude_unset=True, exclude={"version"}))
-    return await _act(
-        runtime,
-        lambda s: service.edit(
-            s, key=key, actor=f"admin:{admin.username}", edits=edits, taxonomy=runtime.taxonomy, version=body.version
+        admin,
+        key,
+        lambda s, report_id: service.reject(
+            s, key=report_id, actor=f"admin:{admin.username}", reason=body.reason, version=body.version
         ),
     )
 
 
-async def _act(runtime: RuntimeDep, action: Callable[[Session], Report]) -> ReportPublic:
-    """Run `action` in one writing transaction; map the service's errors to 404 and 409."""
+@router.patch("/reports/{key}", response_model=ReportPublic)
+async def edit_report(key: str, body: EditRequest, runtime: RuntimeDep, admin: ActorDep) -> ReportPublic:
+    edits = ReportEdit.model_validate(body.model_dump(exclude_unset=True, exclude={"version"}))
+    return await _act(
+        runtime,
+        admin,
+        key,
+        lambda s, report_id: service.edit(
+            s,
+            key=report_id,
+            actor=f"admin:{admin.username}",
+            edits=edits,
+            taxonomy=runtime.taxonomy,
+            version=body.version,
+        ),
+    )
+
+
+async def _act(
+    runtime: RuntimeDep, admin: AdminUser, key: str, action: Callable[[Session, str], Report]
+) -> ReportPublic:
+    """Run `action` on the report `key` names, if in `admin`'s scope, in one writing transaction.
+
+    The report is found and locked first, so the action sees the row the scope was checked on. Maps the
+    service's errors to 404 (also outside the scope) and 409.
+    """
 
     def run() -> ReportPublic:
         with write_session(runtime.engine) as session:
-            return ReportPublic.model_validate(action(session))
+            report = accounts.get_report_in_scope(session, key, accounts.scope_of(admin), for_update=True)
+            return ReportPublic.model_validate(action(session, report.id))
 
     try:
         return await runtime.writes.run(run, urgent=True)  # an admin is waiting on this answer
@@ -215,9 +242,9 @@ async def _act(runtime: RuntimeDep, action: Callable[[Session], Report]) -> Repo
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
-def _find(session: ReadSessionDep, key: str) -> Report:
+def _find(session: ReadSessionDep, key: str, admin: AdminUser) -> Report:
     try:
-        return service.get_report(session, key)
+        return accounts.get_report_in_scope(session, key, accounts.scope_of(admin))
     except service.ReportNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
 

@@ -17,6 +17,7 @@ from typing import Protocol
 from sqlalchemy import Connection, insert, text
 
 from crm_client import outbox
+from crm_client.notifications import CitizenNotification, Receipts
 from crm_client.tables import OutboxItem
 from gateway.settings import ChannelConfig, CRMConfig
 from normalizer.duplicates import Candidate, Verdict, draft_keys, judge, key_window, match_terms
@@ -54,6 +55,7 @@ class _Batch:
     events: list[ReportEvent] = field(default_factory=list)
     outbox_items: list[OutboxItem] = field(default_factory=list)
     feed_entries: list[dict[str, object]] = field(default_factory=list)
+    notifications: list[CitizenNotification] = field(default_factory=list)
     pending: list[tuple[Candidate, frozenset[str]]] = field(default_factory=list)
 
     def candidates_for(self, draft: Draft, keys: Sequence[str], received_at: datetime) -> list[Candidate]:
@@ -73,8 +75,11 @@ def create_reports(
     *,
     channels: Mapping[str, ChannelConfig],
     crm: CRMConfig,
+    receipts: Receipts | None = None,
 ) -> int:
     """Store the drafts; return how many new reports were made (follow-ups are not counted).
+
+    With `receipts`, a new report of a channel that acknowledges receipt gets its citizen's message.
 
     A trusted channel's report is approved at once unless it looks like a duplicate of another or
     lacks what an agency needs (a place at kelurahan level, a concrete problem).
@@ -91,12 +96,13 @@ def create_reports(
         if verdict.follow_up_of is not None:
             _attach(batch, message, draft, verdict)
         else:
-            _create(batch, message, draft, keys, verdict, channels=channels, crm=crm)
+            _create(batch, message, draft, keys, verdict, channels=channels, crm=crm, receipts=receipts)
     for model, rows in (
         (Report, batch.reports),
         (ReportFollowUp, batch.follow_ups),
         (ReportEvent, batch.events),
         (OutboxItem, batch.outbox_items),
+        (CitizenNotification, batch.notifications),
     ):
         if rows:
             connection.execute(insert(model), [row.model_dump() for row in rows])
@@ -135,6 +141,7 @@ def _create(
     *,
     channels: Mapping[str, ChannelConfig],
     crm: CRMConfig,
+    receipts: Receipts | None,
 ) -> None:
     report = report_from(message, draft)
     if verdict.duplicate_of is not None:
@@ -178,6 +185,10 @@ def _create(
         batch.outbox_items.append(outbox.new_item(report, crm))
         batch.feed_entries.append(feed.new_entry(report, "approved"))
     batch.reports.append(report)
+    if receipts is not None and channel is not None and channel.acknowledge_receipt:
+        notice = receipts.notice(report)
+        if notice is not None:
+            batch.notifications.append(notice)
     unique_keys = list(dict.fromkeys(keys))
     batch.keys.extend({"key": k, "received_at": report.received_at, "report_id": report.id} for k in unique_keys)
     batch.pending.append((candidate_from(report.model_dump()), frozenset(unique_keys)))

@@ -145,9 +145,13 @@ class ReportFollowUp(SQLModel, table=True):
 
 
 class AdminRole(StrEnum):
-    SUPERADMIN = "superadmin"
-    REVIEWER = "reviewer"
-    VIEWER = "viewer"
+    """What an admin may do; which reports they see is their scope (review_queue/accounts.py)."""
+
+    SUPERADMIN = "superadmin"  # every report, every action, the raw quarantine and the feed
+    REVIEWER = "reviewer"  # acts on the reports in their scope
+    VIEWER = "viewer"  # reads the reports in their scope, acts on none
+    CHANNEL_ADMIN = "channel_admin"  # acts on the reports of their channels (scope_channels)
+    WILAYAH_ADMIN = "wilayah_admin"  # acts on the reports of their kota/kecamatan/kelurahan (scope_wilayah)
 
 
 class AdminUser(SQLModel, table=True):
@@ -159,6 +163,18 @@ class AdminUser(SQLModel, table=True):
     role: str = Field(default=AdminRole.REVIEWER, max_length=20)
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    #: The reports this admin sees (ignored for a superadmin): channel ids ("twitter:dkijakarta"), channel
+    #: types ("twitter:*") or "*" for every channel; and wilayah codes of any level below the provinsi.
+    #: Read them through `review_queue.accounts.scope_of`, which states the rule.
+    scope_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    scope_wilayah: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: The admin pages' language: "id" (Bahasa Indonesia) or "en".
+    language: str = Field(default="id", max_length=2)
+    #: Failed sign-ins since `failed_since`; at the configured limit the account is locked until
+    #: `locked_until`. Kept here, not in process memory, so every process sharing the database agrees.
+    failed_logins: int = 0
+    failed_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class ApiToken(SQLModel, table=True):
@@ -170,6 +186,22 @@ class ApiToken(SQLModel, table=True):
     admin_id: str = Field(foreign_key="admin_user.id", index=True, max_length=36)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class AdminSession(SQLModel, table=True):
+    """A signed-in browser of the admin pages. Only the SHA-256 of the cookie's token is stored."""
+
+    __tablename__ = "admin_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    admin_id: str = Field(foreign_key="admin_user.id", index=True, max_length=36)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    #: Refreshed at most once a minute while the admin is active; the idle timeout counts from here.
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    #: The absolute end, however active the admin is.
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
 
 
 class AdminNotification(SQLModel, table=True):

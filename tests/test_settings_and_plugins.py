@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
+import json
 import os
 import subprocess
 import sys
@@ -10,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from gateway.plugins import adapter_types, get_plugin_manager
 from gateway.settings import ConfigError, load_settings
+from tests.support.api_client import post_api
 from tests.support.servers import RunningGateway
 
 
@@ -134,3 +140,40 @@ def test_kanal_worker_refuses_sqlite_and_says_what_to_do_instead(tmp_path: Path)
         timeout=60,
     )
     assert done.returncode == 2 and "needs PostgreSQL" in done.stderr and "kanal run" in done.stderr
+
+
+def test_adapters_list_shows_each_channels_health(settings: dict[str, Any], tmp_path: Path) -> None:
+    from gateway.cli import _adapters_list
+
+    with RunningGateway(settings) as gateway, httpx.Client(base_url=gateway.url) as http:
+        accepted = post_api(http, {"external_id": "h-1", "text": "Lampu jalan mati di Jl. Pramuka"})
+        assert accepted.status_code == 200
+        refused = http.post("/channels/api:partner/inbound", content=b"{}")
+        assert refused.status_code == 401
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "kanal.yaml").write_text(yaml.safe_dump(settings))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KANAL_CONFIG_DIR", str(folder))
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert _adapters_list(argparse.Namespace(json=True)) == 0
+    listing = {entry["type"]: entry for entry in json.loads(printed.getvalue())}
+    [partner] = [c for c in listing["api"]["channels"] if c["id"] == "api:partner"]
+    assert partner["mode"] == "push" and partner["last_success_at"] is not None
+    assert "signature" in partner["last_error"].lower(), partner["last_error"]
+    assert partner["backlog"] == partner["waiting_messages"] + partner["waiting_media"] + partner["waiting_replies"]
+
+
+def test_a_variable_the_files_interpolate_is_a_value_not_an_override(tmp_path: Path) -> None:
+    # The shipped config reads ${KANAL_API_PARTNER_SECRET}: setting it must fill that value, not be taken
+    # as a top-level key `api_partner_secret` and stop Kanal at start.
+    folder = _config(
+        tmp_path,
+        "secret_key: " + "k" * 32 + "\nchannels:\n  api:x:\n    type: api\n"
+        "    settings: {secret: '${KANAL_X_SECRET:-too-short}'}\n",
+    )
+    loaded = load_settings(folder, environ={"KANAL_X_SECRET": "partner-secret-0123456789"})
+    assert loaded.channels["api:x"].settings["secret"] == "partner-secret-0123456789"
+    with pytest.raises(ConfigError, match="KANAL_TYPO: typo: Extra inputs are not permitted"):
+        load_settings(folder, environ={"KANAL_TYPO": "1"})

@@ -18,6 +18,7 @@ from gateway import cursors
 from gateway.db import read_session, utcnow
 from gateway.deps import RuntimeDep
 from gateway.inbox import InboundMessageRow, MessageState, QuarantinedPayload
+from gateway.media_fetch import read_status as read_media_status
 from gateway.metrics import format_labels
 from gateway.runtime import Runtime
 from gateway.scheduler import pull_channels
@@ -131,6 +132,10 @@ async def healthz(runtime: RuntimeDep) -> Response:
         crm = await asyncio.to_thread(read_crm_status, runtime)
     except Exception:
         crm = None
+    try:
+        media: dict[str, object] | None = await asyncio.to_thread(read_media_status, runtime.engine)
+    except Exception:
+        media = None
     now = time.monotonic()
     workers = {}
     if runtime.settings.workers.enabled:
@@ -153,6 +158,8 @@ async def healthz(runtime: RuntimeDep) -> Response:
         "pull_channels": pulls,
         # A paused CRM (it refused our credentials) is an operator alert, not a failed check: intake goes on.
         "crm": crm,
+        # Photos waiting for download and those that never will be; neither fails the check.
+        "media": media,
         "alerts": [crm["alert"]] if crm and crm.get("alert") else [],
     }
     return Response(json.dumps(body), status_code=200 if not problems else 503, media_type="application/json")

@@ -10,8 +10,9 @@ from normalizer.taxonomy import Agency, Kota, Taxonomy
 class RouteComplaint:
     """Fills `draft.routing` from the text and records one decision for the category and one for the agency.
 
-    The channel's service code (a menu choice in an app, a form's dropdown) only adds weight to the category
-    it names: citizens pick "Lainnya" or the first entry often enough that it cannot decide alone.
+    The category the citizen chose in the channel's own app (`category_hint`, JAKI's menu), else the
+    channel's service code, only adds weight to the category it names: citizens pick "Lainnya" or the
+    first entry often enough that it cannot decide alone.
     """
 
     name = "routing"
@@ -30,7 +31,7 @@ class RouteComplaint:
         classifier = self.classifier
         taxonomy = classifier.taxonomy
         text = draft.analysis_text or draft.text.lower()
-        prediction = classifier.predict(text, hint=draft.service_code)
+        prediction = classifier.predict(text, hint=draft.original.category_hint or draft.service_code)
         category = taxonomy.category(prediction.category)
         agency = taxonomy.agency(prediction.agency)
         threshold = taxonomy.settings.confidence_threshold

@@ -1,7 +1,8 @@
 """Every adapter that ships with Kanal goes through the adapter kit, as a channel owner's would.
 
 A built-in channel type must have `tests/adapters/test_<type>.py` with a `kanal_testing.ContractSuite`
-subclass whose profile is for that type; otherwise a new adapter could skip the common cases.
+subclass (a `PullContractSuite` one for a pull channel) whose profile is for that type; otherwise a new
+adapter could skip the common cases.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from adapters.contract import Adapter
 from gateway.plugins import BUILTIN_PLUGINS, get_plugin_manager
-from kanal_testing import ContractSuite
+from kanal_testing import ContractSuite, PullContractSuite
 
 ADAPTER_TESTS = Path(__file__).resolve().parents[1] / "adapters"
 
@@ -31,12 +32,9 @@ def builtin_types() -> list[str]:
     return sorted(kinds)
 
 
-def suites_in(module: ModuleType) -> list[type[ContractSuite]]:
-    return [
-        cls
-        for cls in vars(module).values()
-        if inspect.isclass(cls) and issubclass(cls, ContractSuite) and cls is not ContractSuite
-    ]
+def suites_in(module: ModuleType) -> list[type[ContractSuite | PullContractSuite]]:
+    kits = (ContractSuite, PullContractSuite)
+    return [cls for cls in vars(module).values() if inspect.isclass(cls) and issubclass(cls, kits) and cls not in kits]
 
 
 def _load(path: Path) -> ModuleType:
@@ -57,7 +55,7 @@ def problems_for(kind: str, folder: Path = ADAPTER_TESTS) -> list[str]:
         return [f"{path} is missing; add it with a ContractSuite subclass for channel type {kind!r}"]
     suites = suites_in(_load(path))
     if not suites:
-        return [f"{path} has no kanal_testing.ContractSuite subclass"]
+        return [f"{path} has no kanal_testing.ContractSuite subclass (nor a PullContractSuite one, for a pull channel)"]
     if not any(getattr(getattr(s, "profile", None), "channel_type", None) == kind for s in suites):
         found = {s.__name__: getattr(getattr(s, "profile", None), "channel_type", None) for s in suites}
         return [f"{path}: no ContractSuite's profile has channel_type {kind!r} (found {found})"]

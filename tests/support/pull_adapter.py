@@ -46,7 +46,7 @@ class _FeedPage(BaseModel):
 class PullAdapter(Adapter[PullSettings]):
     channel_type: ClassVar[str] = "test_pull"
     settings_model: ClassVar[type[ChannelSettings]] = PullSettings
-    pulls: ClassVar[bool] = True
+    pulls = True
 
     def verify(self, request: RawRequest) -> None:
         """Nothing is pushed to a pull channel; `parse` refuses whatever arrives."""
