@@ -253,6 +253,33 @@ class NotificationSender(PeriodicLoop):
             status=status,
         )
 
+    async def _send(self, channel: Any, reply: OutboundReply) -> str:
+        """Send on the citizen's own channel; where it has no way back (a form, a walk-in desk), through the
+        channels its `reply_via` lists, in order, to the first that can reach this citizen.
+
+        Another channel knows nothing of the original message, so the reply goes there without it
+        (the ticket still names the report). Raises `NotImplementedError` when no channel can send.
+        """
+        try:
+            return str(await channel.adapter.send(reply))
+        except NotImplementedError as exc:
+            reasons = [f"{channel.id}: {exc or 'cannot send replies'}"]
+        standalone = reply.model_copy(update={"in_reply_to": None, "thread_id": None})
+        for via_id in channel.config.reply_via:
+            via = self._channels.get(via_id)
+            if via is None:
+                reasons.append(f"{via_id}: not configured or disabled")
+                continue
+            try:
+                return f"{via_id}:{await via.adapter.send(standalone)}"
+            except NotImplementedError as exc:
+                reasons.append(f"{via_id}: {exc or 'cannot send replies'}")
+            except ChannelUnavailable as exc:
+                if exc.retryable:
+                    raise
+                reasons.append(f"{via_id}: {exc}")  # e.g. no e-mail address for an e-mail channel: try the next
+        raise NotImplementedError("; ".join(reasons))
+
     async def run_once(self) -> int:
         """One round: try every due notification once. Returns how many were sent."""
         sent = 0
@@ -272,7 +299,7 @@ class NotificationSender(PeriodicLoop):
                 continue
             reply = await asyncio.to_thread(self._reply_for, item)
             try:
-                message_id = await channel.adapter.send(reply)
+                message_id = await self._send(channel, reply)
             except NotImplementedError as exc:
                 # The adapter says why (e.g. no reply_url configured): kept for the admin, never retried.
                 reason = str(exc) or f"channel type {channel.config.type} cannot send replies"

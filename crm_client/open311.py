@@ -102,13 +102,31 @@ def attribute_fields(report: Report, service_code: str, crm: CRMConfig) -> dict[
     return fields
 
 
+def description(report: Report) -> str:
+    """The request's text: the ticket and the masked complaint, then every source merged into it (issue 6).
+
+    A long text is cut to make room for the sources line, so the 4000-character limit never drops it.
+    """
+    text = f"[{report.ticket_code}] {report.text_masked}"
+    sources = getattr(report, "merged_sources", None) or []
+    if not sources:
+        return text[:DESCRIPTION_LIMIT]
+    listed = ", ".join(
+        f"{s.get('ticket_code')} ({s.get('channel_id')})" for s in [
+            {"ticket_code": report.ticket_code, "channel_id": report.channel_id}, *sources
+        ]
+    )
+    footer = f"\n\nSumber laporan ({len(sources) + 1}): {listed}"
+    return text[: DESCRIPTION_LIMIT - len(footer)] + footer
+
+
 def request_fields(report: Report, crm: CRMConfig) -> dict[str, str]:
     """The form fields for `report`, without the API key (added at send time, never stored)."""
     service_code = service_code_for(report, crm)
     fields: dict[str, str] = {
         "service_code": service_code,
         # The masked text: NIK, phone numbers and emails in a complaint are not the agency's business.
-        "description": f"[{report.ticket_code}] {report.text_masked}"[:DESCRIPTION_LIMIT],
+        "description": description(report),
     }
     location = report.location or {}
     if location.get("lat") is not None and location.get("lng") is not None:

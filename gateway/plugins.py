@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = {
         "jaki",
         "lapor",
         "news",
+        "walk_in",
     )
 }
 
@@ -123,6 +124,13 @@ def build_channels(
         )
         resolved = resolve_channel_defaults(channel_id, config, cls)
         channels[channel_id] = Channel(channel_id, resolved, cls(settings=adapter_settings, context=context))
+    for channel_id, channel in channels.items():
+        missing = [via for via in channel.config.reply_via if via not in channels or via == channel_id]
+        if missing:
+            raise ConfigError(
+                f"channels.{channel_id}.reply_via: {', '.join(missing)} is not another enabled channel; "
+                f"name channels configured in `channels:` (enabled: {', '.join(sorted(channels))})"
+            )
     return channels
 
 

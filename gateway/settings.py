@@ -51,6 +51,9 @@ class ChannelConfig(_Strict):
     #: Tell the citizen "received, your ticket is ..." on this channel when a report is made (the
     #: `received` notification template). Unset: the channel type decides (`Adapter.acknowledge_receipt`).
     acknowledge_receipt: bool | None = None
+    #: Channels that carry this channel's messages to the citizen when it has no way back itself (the web
+    #: form, a walk-in desk): e.g. [email:dki, sms:dki], tried in order, the first that can reach them wins.
+    reply_via: list[str] = Field(default_factory=list)
     #: Open311 service code used for this channel's reports until the normalizer routes them.
     service_code: str | None = None
     #: Pull channels only: seconds between polls (the scheduler adds a little jitter)...
@@ -252,6 +255,22 @@ class AuthConfig(_Strict):
     login_ip_max_failures: int = Field(default=30, ge=1)
 
 
+class StatusPageConfig(_Strict):
+    """The public status page's limit per client address, against guessing ticket codes (docs/audit.md).
+
+    Each address has a bucket of `burst` look-ups that refills at `per_minute`; a found report costs
+    one, an unknown or malformed code `miss_cost`, so a guesser runs dry faster than a citizen. Kept
+    in each process's memory, like the web form's limit: several processes each allow this much.
+    """
+
+    enabled: bool = True
+    burst: int = Field(default=20, ge=1)
+    per_minute: float = Field(default=10.0, gt=0)
+    miss_cost: float = Field(default=3.0, ge=1)
+    #: Addresses remembered at once; beyond, the longest-idle is forgotten (which only lets it in early).
+    max_clients: int = Field(default=10_000, ge=100)
+
+
 class KanalSettings(_Strict):
     """The whole configuration of one deployment."""
 
@@ -273,6 +292,7 @@ class KanalSettings(_Strict):
     status_sync: StatusSyncConfig = Field(default_factory=StatusSyncConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    status_page: StatusPageConfig = Field(default_factory=StatusPageConfig)
     #: Categories, agencies, units and phrase rules for routing (config/taxonomy.yaml); None: the shipped one.
     taxonomy: Taxonomy | None = None
     #: Top-level key -> the file or variable that set it, so later checks can name it in errors.

@@ -21,13 +21,18 @@ from sqlmodel import Session, col
 
 from gateway.db import write_session
 from gateway.deps import ActorDep, AdminDep, ReadSessionDep, RuntimeDep
-from review_queue import accounts, auth, service
+from review_queue import accounts, auth, decisions, service
 from review_queue.schemas import (
     ApproveRequest,
+    AskInfoRequest,
     EditRequest,
     EventPublic,
     FollowUpPersonalData,
     FollowUpPublic,
+    MergeRequest,
+    MergeResult,
+    ReassignRequest,
+    RejectReasonPublic,
     RejectRequest,
     ReportEdit,
     ReportPage,
@@ -35,6 +40,7 @@ from review_queue.schemas import (
     ReportPublic,
 )
 from review_queue.tables import AdminUser, Report, ReportEvent, ReportState
+from review_queue.web.session import LoginThrottle, lockout_policy
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 
@@ -45,14 +51,46 @@ class TokenResponse(BaseModel):
     expires_at: datetime
 
 
-@router.post("/auth/token", response_model=TokenResponse)
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    responses={401: {"description": "Refused"}, 429: {"description": "Too many failures from this address"}},
+)
 async def issue_token(
-    runtime: RuntimeDep, username: Annotated[str, Form()], password: Annotated[str, Form()]
+    request: Request, runtime: RuntimeDep, username: Annotated[str, Form()], password: Annotated[str, Form()]
 ) -> TokenResponse:
-    """Exchange an admin's username and password (form fields, as OAuth2's password flow) for a token."""
-    admin = await asyncio.to_thread(auth.authenticate, runtime.engine, username=username, password=password)
+    """Exchange an admin's username and password (form fields, as OAuth2's password flow) for a token.
+
+    Counted like the sign-in form: failures lock the account (`auth.login_max_failures`), each attempt
+    is in the audit log (`via: api`), and one address failing too often waits. A wrong password, an
+    unknown name and a locked account get the same 401, so a guesser learns nothing from it.
+    """
+    ip = request.client.host if request.client else None  # uvicorn applied forwarded_allow_ips already
+    throttle: LoginThrottle | None = getattr(request.app.state, "admin_login_throttle", None)
+    if throttle is not None and throttle.blocked(ip):
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed sign-ins from this address; wait a few minutes, then try again",
+            headers={"Retry-After": str(int(runtime.settings.auth.login_failure_window_minutes * 60))},
+        )
+    if len(username) > 200 or len(password) > 1000:
+        username, password = username[:200], ""  # argon2 is not handed a megabyte; counted as a failure
+    attempt = await asyncio.to_thread(auth.check_password, runtime.engine, username=username, password=password)
+    policy = lockout_policy(runtime.settings.auth)
+
+    def settle() -> AdminUser | None:
+        with write_session(runtime.engine) as session:
+            return auth.settle_sign_in(session, attempt, policy=policy, ip=ip, via="api")
+
+    admin = await runtime.writes.run(settle, urgent=True)  # a client is waiting on this answer
     if admin is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+        if throttle is not None:
+            throttle.failed(ip)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "wrong username or password, or the account is locked for a while; check them and try again, "
+            f"and after repeated failures wait {runtime.settings.auth.lockout_minutes:g} minutes",
+        )
     ttl = timedelta(hours=runtime.settings.auth.token_ttl_hours)
     token, record = await asyncio.to_thread(auth.issue_token, runtime.engine, admin, ttl=ttl)
     return TokenResponse(access_token=token, expires_at=record.expires_at)
@@ -279,3 +317,104 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, "invalid cursor; pass next_cursor from the previous page"
         ) from None
+
+
+# -- issue 6: the review app's other actions (review_queue/decisions.py) ------------------------------
+
+
+@router.get("/reject-reasons", response_model=list[RejectReasonPublic])
+def reject_reasons(_admin: AdminDep) -> list[RejectReasonPublic]:
+    """The reasons the admin pages offer for a rejection (codes stable, texts in Indonesian and English)."""
+    return [RejectReasonPublic(code=r.code, id=r.id, en=r.en) for r in decisions.REJECT_REASONS.values()]
+
+
+@router.post(
+    "/reports/{key}/ask-info",
+    response_model=ReportPublic,
+    responses={409: {"description": "already decided or changed"}, 422: {"description": "cannot ask"}},
+)
+async def ask_info(key: str, body: AskInfoRequest, runtime: RuntimeDep, admin: ActorDep) -> ReportPublic:
+    """Ask the citizen, on the channel they used, for what is missing (the `needs_info` message template).
+
+    The report waits in `needs_info`; the citizen's answer (a follow-up: same thread, same sender, or
+    quoting the ticket) brings it back to `pending_review`. 422 when the report has no contact to write to.
+    """
+    settings = runtime.settings
+    return await _act(
+        runtime,
+        admin,
+        key,
+        lambda s, report_id: decisions.ask_for_info(
+            s,
+            key=report_id,
+            actor=f"admin:{admin.username}",
+            missing=body.missing,
+            note=body.note,
+            config=settings.notifications,
+            public_base_url=settings.public_base_url,
+            version=body.version,
+        ),
+    )
+
+
+@router.post(
+    "/reports/{key}/merge",
+    response_model=MergeResult,
+    responses={409: {"description": "already decided or changed"}, 422: {"description": "cannot merge"}},
+)
+async def merge_report(key: str, body: MergeRequest, runtime: RuntimeDep, admin: ActorDep) -> MergeResult:
+    """Merge this report into `into` (both in the admin's scope; 404 otherwise): this one becomes `merged`,
+    the primary lists both sources in its CRM request."""
+    scope = accounts.scope_of(admin)
+
+    def run() -> MergeResult:
+        with write_session(runtime.engine) as session:
+            report = accounts.get_report_in_scope(session, key, scope)
+            done = decisions.merge(
+                session,
+                key=report.id,
+                into=body.into,
+                actor=f"admin:{admin.username}",
+                scope=scope,
+                crm=runtime.settings.crm,
+                version=body.version,
+            )
+            return MergeResult(
+                report=ReportPublic.model_validate(done.report),
+                primary=ReportPublic.model_validate(done.primary),
+                crm=done.crm,
+            )
+
+    try:
+        return await runtime.writes.run(run, urgent=True)
+    except service.ReportNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no report with that id or ticket code") from None
+    except service.ReportConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except service.InvalidEdit as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+
+
+@router.post(
+    "/reports/{key}/reassign",
+    response_model=ReportPublic,
+    responses={409: {"description": "already decided or changed"}, 422: {"description": "unknown code"}},
+)
+async def reassign_report(key: str, body: ReassignRequest, runtime: RuntimeDep, admin: ActorDep) -> ReportPublic:
+    """Change the category, agency and/or kelurahan; the report stays open (maybe in other admins' scope)."""
+    return await _act(
+        runtime,
+        admin,
+        key,
+        lambda s, report_id: decisions.reassign(
+            s,
+            key=report_id,
+            actor=f"admin:{admin.username}",
+            taxonomy=runtime.taxonomy,
+            category_code=body.category_code,
+            agency_code=body.agency_code,
+            kelurahan_code=body.kelurahan_code,
+            note=body.note,
+            version=body.version,
+        ),
+    )

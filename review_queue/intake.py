@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, insert, text, update
 
 from crm_client import outbox
 from crm_client.notifications import CitizenNotification, Receipts
 from crm_client.tables import OutboxItem
+from gateway.db import utcnow
 from gateway.settings import ChannelConfig, CRMConfig
 from normalizer.duplicates import Candidate, Verdict, draft_keys, judge, key_window, match_terms
 from normalizer.pipeline import Decision, Draft
@@ -108,6 +109,7 @@ def create_reports(
             connection.execute(insert(model), [row.model_dump() for row in rows])
     if batch.keys:
         connection.execute(insert(ReportMatchKey), batch.keys)
+    _reopen_answered(connection, batch)  # issue 6
     # Last: from here the feed lock is held until the caller commits (see review_queue/feed.py).
     feed.append(connection, batch.feed_entries)
     return len(batch.reports)
@@ -229,6 +231,42 @@ def _attach(batch: _Batch, message: MessageKey, draft: Draft, verdict: Verdict) 
             note=verdict.reason[:2000],
         )
     )
+
+
+# -- issue 6: the citizen's answer to "what is missing" (review_queue/decisions.py, ask_for_info) ----------
+
+
+def _reopen_answered(connection: Connection, batch: _Batch) -> None:
+    """Reports waiting in `needs_info` that got a follow-up in this batch go back to `pending_review`.
+
+    One UPDATE guarded by the state, so an admin's decision committed meanwhile is never undone; the
+    event says which message answered, and the follow-up (with its text and photos) is on the screen.
+    """
+    answered: dict[str, str] = {f.report_id: f.ticket_code for f in batch.follow_ups}
+    if not answered:
+        return
+    table = Report.__table__  # type: ignore[attr-defined]
+    rows = connection.execute(
+        update(table)
+        .where(table.c.id.in_(sorted(answered)), table.c.state == ReportState.NEEDS_INFO)
+        .values(state=ReportState.PENDING_REVIEW, version=table.c.version + 1, updated_at=utcnow())
+        .returning(table.c.id)
+    ).all()
+    if rows:
+        connection.execute(
+            insert(ReportEvent),
+            [
+                ReportEvent(
+                    report_id=row.id,
+                    actor=SYSTEM_NORMALIZER,
+                    action="info_received",
+                    before={"state": ReportState.NEEDS_INFO.value},
+                    after={"state": ReportState.PENDING_REVIEW.value},
+                    note=f"the citizen answered ({answered[row.id]}): back to review",
+                ).model_dump()
+                for row in rows
+            ],
+        )
 
 
 def report_from(message: MessageKey, draft: Draft) -> Report:

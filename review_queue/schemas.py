@@ -60,6 +60,8 @@ class ReportPublic(BaseModel):
     needs_category_choice: bool
     duplicate_of: str | None
     duplicate_score: float | None
+    #: Reports merged into this one (issue 6): [{"ticket_code", "channel_id"}]; its CRM request lists them.
+    merged_sources: list[dict[str, Any]] = Field(default_factory=list)
     completeness: int
     completeness_missing: list[str]
     sender: dict[str, Any] | None
@@ -163,3 +165,54 @@ class EventPublic(BaseModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     note: str | None
+
+
+# -- issue 6: the review app's actions (review_queue/decisions.py) ------------------------------------
+
+
+class AskInfoRequest(BaseModel):
+    """Ask the citizen for what is missing; the report waits in `needs_info` until they answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Completeness reason codes (too_short, no_concrete_problem, location_below_kelurahan, no_photo);
+    #: null: what the normalizer found missing.
+    missing: list[str] | None = None
+    #: The admin's own question, added after the standard requests.
+    note: str | None = Field(default=None, max_length=1000)
+    version: int | None = None
+
+
+class MergeRequest(BaseModel):
+    """Fold this report into `into` (the primary), which then goes to the CRM listing both sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    into: str = Field(min_length=1, max_length=40, description="the primary report's ticket code or id")
+    version: int | None = None
+
+
+class MergeResult(BaseModel):
+    report: ReportPublic
+    primary: ReportPublic
+    #: "request": the primary's CRM request (not yet sent) lists both sources; "not_sent": the primary's
+    #: request had already left, Open311 cannot amend it, and the link is kept in Kanal only.
+    crm: str
+
+
+class ReassignRequest(BaseModel):
+    """Another category, agency and/or kelurahan; the report stays open, possibly in other admins' scope."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category_code: str | None = Field(default=None, min_length=1, max_length=100)
+    agency_code: str | None = Field(default=None, min_length=1, max_length=100)
+    kelurahan_code: str | None = Field(default=None, min_length=1, max_length=20)
+    note: str | None = Field(default=None, max_length=2000)
+    version: int | None = None
+
+
+class RejectReasonPublic(BaseModel):
+    code: str
+    id: str
+    en: str

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gateway.db import UTCDateTime, utcnow
@@ -21,10 +21,16 @@ class ReportState(StrEnum):
     CRM_FAILED = "crm_failed"  # the CRM refused it or never answered; in the dead-letter list
     IN_PROGRESS = "in_progress"  # the CRM is working on it (Koordinasi, Disposisi, Proses)
     RESOLVED = "resolved"  # the CRM closed it (Selesai)
+    # -- issue 6, the review app (review_queue/decisions.py) --
+    NEEDS_INFO = "needs_info"  # an admin asked the citizen for what is missing; back to pending_review on answer
+    MERGED = "merged"  # folded into another report (duplicate_of); that one goes to the CRM for both
 
 
 class Report(SQLModel, table=True):
     __tablename__ = "report"
+    # The review queue's order within each state and SLA level (review_queue/queue.py): keyset pages
+    # read it as an index range, whatever the table's size (migration 0012).
+    __table_args__ = (Index("ix_report_queue", "state", "sla_level", "completeness", "received_at", "id"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     ticket_code: str = Field(unique=True, max_length=11)
@@ -59,6 +65,9 @@ class Report(SQLModel, table=True):
     #: Another report about the same problem (same place and category, similar text, close in time).
     duplicate_of: str | None = Field(default=None, index=True, max_length=36)
     duplicate_score: float | None = None
+    #: Reports merged into this one (review_queue/decisions.py): [{"ticket_code", "channel_id"}, ...], so
+    #: the CRM request lists every source (crm_client/open311.py).
+    merged_sources: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     #: The words duplicate detection compares (analysis form, no stop words, no personal data).
     match_terms: str = ""
     completeness: int = 0  # 0..100
@@ -101,6 +110,13 @@ class ReportEvent(SQLModel, table=True):
     """One change to a report: who, when, what, and the fields before and after."""
 
     __tablename__ = "report_event"
+    # The audit page reads the history newest first, overall or by actor or action, a page at a time;
+    # without these it would sort the whole history for every page (migration 0013).
+    __table_args__ = (
+        Index("ix_report_event_at_id", "at", "id"),
+        Index("ix_report_event_actor_at", "actor", "at", "id"),
+        Index("ix_report_event_action_at", "action", "at", "id"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     report_id: str = Field(foreign_key="report.id", index=True, max_length=36)

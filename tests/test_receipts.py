@@ -103,3 +103,38 @@ def test_the_channel_type_decides_trust_when_the_configuration_does_not() -> Non
 def test_a_public_channel_configured_as_trusted_stops_kanal_at_start() -> None:
     with pytest.raises(ConfigError, match=r"channels\.test_public_parts:news\.trusted: .*cannot be trusted"):
         _channels(**{"test_public_parts:news": {"type": "test_public_parts", "trusted": True}})
+
+
+def test_a_channel_without_a_way_back_replies_through_its_reply_via_channel(database_url: str) -> None:
+    from tests.conftest import TEST_API_SECRET
+    from tests.support.api_client import post_api
+
+    channels = {
+        # The partner gave no reply_url: it cannot send, so the citizen hears through the mail channel.
+        "api:desk": {
+            "type": "api",
+            "acknowledge_receipt": True,
+            "reply_via": ["test_parts:mail"],
+            "settings": {"secret": TEST_API_SECRET},
+        },
+        "test_parts:mail": {"type": "test_parts"},
+    }
+    with RunningGateway(settings_for(database_url, **channels)) as gateway, httpx.Client(base_url=gateway.url) as http:
+        body = {"external_id": "desk-7", "text": COMPLAINT.text, "sender": {"email": "warga@example.org"}}
+        response = post_api(http, body, channel="api:desk")
+        assert response.status_code == 200, response.text
+        ticket = response.json()["accepted"][0]["ticket"]
+        [(channel, reply)] = wait_until(lambda: parts_adapter.SENT or None, timeout=15, what="the acknowledgement")
+        engine = gateway.runtime.engine
+        with engine.connect() as connection:
+            [(platform_id, state)] = connection.execute(
+                select(col(CitizenNotification.platform_message_id), col(CitizenNotification.state))
+            ).all()
+    assert channel == "test_parts:mail" and reply.ticket == ticket and reply.recipient.email == "warga@example.org"
+    assert reply.in_reply_to is None, "the mail channel knows nothing of the partner's message id"
+    assert (platform_id, state) == ("test_parts:mail:sent-1", "sent")
+
+
+def test_reply_via_must_name_another_enabled_channel() -> None:
+    with pytest.raises(ConfigError, match=r"channels\.test_parts:a\.reply_via: email:nowhere is not another"):
+        _channels(**{"test_parts:a": {"type": "test_parts", "reply_via": ["email:nowhere"]}})

@@ -23,7 +23,7 @@ from tests.support.servers import RunningGateway
 
 PASSWORD = "correct-horse-battery"
 GAMBIR = "31.71.01.1001"  # kelurahan Gambir, kecamatan Gambir, Jakarta Pusat
-KEBON_KELAPA = "31.71.01.1002"  # kelurahan Kebon Kelapa, the same kecamatan
+KEBON_KELAPA = "31.71.01.1005"  # kelurahan Kebon Kelapa, the same kecamatan
 MENTENG = "31.71.06.1001"  # kelurahan Menteng, Jakarta Pusat
 
 

@@ -134,7 +134,9 @@ def test_wrong_passwords_lock_the_account_for_a_while(database_url: str) -> None
             "wrong_password",
             "wrong_password",
             "locked",
+            "locked",  # the API token request while locked: the same lock-out, recorded the same way
         ]
+        assert failed[-1].detail is not None and failed[-1].detail.get("via") == "api"
         assert [row.detail["username"] for row in failed if row.detail][:2] == ["nobody", "rina"]
         assert all("password" not in str(row.detail).replace("wrong_password", "") for row in failed)
         assert all(row.ip == "127.0.0.1" for row in failed)
