@@ -332,9 +332,9 @@ def _adapters_list(args: argparse.Namespace) -> int:
 
 
 def _describe_health(health: ChannelHealth | None, *, pulls: bool) -> str:
-    if health is None:
-        return "health unknown"
     mode = "pull" if pulls else "push"
+    if health is None:
+        return f"{mode}; health not known yet (see the note on stderr)"
     success = health.last_success_at.isoformat(timespec="seconds") if health.last_success_at else "never"
     parts = [mode, f"last message {success}"]
     if health.last_error:
