@@ -42,12 +42,13 @@ from adapters.meta_messaging import (
     build_message,
     chat_message,
     dig,
+    entry_changes,
     epoch,
     graph_id,
     is_meta_media,
-    load_entries,
     media_ref,
     messaging_events,
+    own_entries,
     path_id,
     post_text,
     short,
@@ -92,19 +93,9 @@ class FacebookAdapter(Adapter[FacebookSettings]):
     def parse(self, request: RawRequest) -> list[InboundMessage]:
         page = self.settings.page_id
         batch = Batch()
-        for entry in load_entries(request, "page", "Facebook Page"):
-            if not isinstance(entry, dict):
-                batch.refuse("an entry is not an object")
-                continue
-            entry_page = graph_id(entry.get("id"))
-            if entry_page != page:
-                batch.skip(f"entry for page {str(entry_page)[:40]}, not this channel's page {page}")
-                continue
-            changes = entry.get("changes", [])
-            if not isinstance(changes, list):
-                batch.refuse("`changes` is not a list")
-                changes = []
-            for change in changes:
+        entries = own_entries(request, batch, expected_object="page", label="Facebook Page", own_id=page, what="page")
+        for entry in entries:
+            for change in entry_changes(entry, batch):
                 batch.add(self._feed_message, change, entry.get("time"))
             for event in messaging_events(entry):
                 batch.add(chat_message, event, own_id=page, thread_prefix=MESSENGER_THREAD, assembly_prefix="facebook:")

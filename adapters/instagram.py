@@ -45,10 +45,11 @@ from adapters.meta_messaging import (
     build_message,
     chat_message,
     dig,
+    entry_changes,
     epoch,
     graph_id,
-    load_entries,
     messaging_events,
+    own_entries,
     path_id,
     post_text,
     short,
@@ -94,19 +95,11 @@ class InstagramAdapter(Adapter[InstagramSettings]):
     def parse(self, request: RawRequest) -> list[InboundMessage]:
         account = self.settings.ig_user_id
         batch = Batch()
-        for entry in load_entries(request, "instagram", "Instagram"):
-            if not isinstance(entry, dict):
-                batch.refuse("an entry is not an object")
-                continue
-            entry_account = graph_id(entry.get("id"))
-            if entry_account != account:
-                batch.skip(f"entry for account {str(entry_account)[:40]}, not this channel's account {account}")
-                continue
-            changes = entry.get("changes", [])
-            if not isinstance(changes, list):
-                batch.refuse("`changes` is not a list")
-                changes = []
-            for change in changes:
+        entries = own_entries(
+            request, batch, expected_object="instagram", label="Instagram", own_id=account, what="account"
+        )
+        for entry in entries:
+            for change in entry_changes(entry, batch):
                 batch.add(self._change_message, change, entry.get("time"))
             for event in messaging_events(entry):
                 batch.add(self._direct_message, event)

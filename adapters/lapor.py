@@ -17,17 +17,14 @@ carrying LAPOR!'s own word for the state (`status_labels`) and the message for t
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import math
 import re
-import ssl
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,6 +48,7 @@ from adapters.contract import (
 )
 from adapters.errors import ChannelUnavailable, PayloadRejected
 from adapters.field_mapping import MISSING, DottedPath, get_path, scalar_text, set_path
+from adapters.http_helpers import retry_after_seconds, tls
 from adapters.media_download import download, hosts_of
 
 log = logging.getLogger(__name__)
@@ -423,28 +421,6 @@ class LaporCursor:
 
 
 # ------------------------------------------------------------------------------------------- adapter
-
-
-@functools.cache
-def tls() -> ssl.SSLContext:
-    """One TLS context per process: building one reads the CA bundle (~0.1 s of the event loop) every poll."""
-    return httpx.create_ssl_context()
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header (seconds or an HTTP date) as seconds from now; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class LaporAdapter(Adapter[LaporSettings]):

@@ -225,6 +225,31 @@ def build_message(**fields: Any) -> InboundMessage:
 # --------------------------------------------------------------------------------------- chat events
 
 
+def own_entries(
+    request: RawRequest, batch: Batch, *, expected_object: str, label: str, own_id: str, what: str
+) -> Iterator[dict[str, Any]]:
+    """The delivery's entries for this channel's Page or account (`own_id`): one Meta app may serve several,
+    so entries for another are skipped; an entry that is not an object is refused."""
+    for entry in load_entries(request, expected_object, label):
+        if not isinstance(entry, dict):
+            batch.refuse("an entry is not an object")
+            continue
+        entry_id = graph_id(entry.get("id"))
+        if entry_id != own_id:
+            batch.skip(f"entry for {what} {str(entry_id)[:40]}, not this channel's {what} {own_id}")
+            continue
+        yield entry
+
+
+def entry_changes(entry: dict[str, Any], batch: Batch) -> list[Any]:
+    """An entry's `changes` list (feed, comments, mentions); refused when it is not a list."""
+    changes = entry.get("changes", [])
+    if not isinstance(changes, list):
+        batch.refuse("`changes` is not a list")
+        return []
+    return changes
+
+
 def messaging_events(entry: dict[str, Any]) -> Iterator[Any]:
     """The chat events of an entry: `messaging[]`, and `standby[]` (messages seen while another app,
     such as the Page inbox, holds the conversation: still a citizen writing to us)."""

@@ -24,11 +24,9 @@ import io
 import json
 import logging
 import re
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -51,6 +49,7 @@ from adapters.contract import (
     Sender,
 )
 from adapters.errors import ChannelUnavailable, PayloadRejected
+from adapters.http_helpers import retry_after_seconds, tls
 from adapters.media_download import hosts_of
 from normalizer.gazetteer import COMMON_WORDS, load_gazetteer, word_set
 
@@ -513,28 +512,6 @@ class _FeedOutcome:
 
 class _TooLarge(Exception):
     pass
-
-
-@functools.cache
-def tls() -> ssl.SSLContext:
-    """One TLS context per process: building one reads the CA bundle (~0.1 s of the event loop) every poll."""
-    return httpx.create_ssl_context()
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header (seconds or an HTTP date) as seconds from now; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class NewsAdapter(Adapter[NewsSettings]):
