@@ -234,7 +234,8 @@ def test_a_rate_limit_delays_the_next_poll_until_the_reset(database_url: str, pe
         assert limited.next_attempt_at >= datetime.fromtimestamp(reset, UTC), "the next poll waits for the reset"
         assert limited.last_error_retryable is True and "rate limit" in (limited.last_error or "")
         wait_until(lambda: waiting in stored(engine), timeout=TIMEOUT, what="the tweet after the reset")
-        assert channel_state(engine).consecutive_failures == 0
+        # The messages are committed before the poll records its success: wait for that second commit.
+        wait_until(lambda: channel_state(engine).consecutive_failures == 0, timeout=TIMEOUT, what="the recovery")
     asked = peer.api_requests()
     limited_requests = [r for r in asked if r.status == 429]
     assert len(limited_requests) == 1, "one refused request, then nothing until the reset"
