@@ -4,7 +4,6 @@ documented payloads, rescans, restarts, rate limits and the reply to the citizen
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -223,13 +222,14 @@ def test_a_restart_between_polls_loses_nothing_and_stores_nothing_twice(database
 
 def test_a_rate_limit_delays_the_next_poll_until_the_reset(database_url: str, peer: XApiPeer) -> None:
     waiting = peer.tweet(f"@{peer.username} Parkir liar memenuhi bahu jalan di Jl. Hayam Wuruk.")
-    reset = int(time.time()) + 4
-    peer.rate_limit_until(reset)
+    peer.rate_limit_for(4)  # from Kanal's first request, however long it takes to start
     with KanalUnderTest(kanal_config(database_url, peer)) as gateway:
         engine = gateway.runtime.engine
         limited = wait_until(
             lambda: (s := channel_state(engine)).consecutive_failures >= 1 and s, timeout=TIMEOUT, what="the 429"
         )
+        reset = peer.rate_limit_reset
+        assert reset is not None
         assert isinstance(limited, cursors.ChannelCursor) and limited.next_attempt_at is not None
         assert limited.next_attempt_at >= datetime.fromtimestamp(reset, UTC), "the next poll waits for the reset"
         assert limited.last_error_retryable is True and "rate limit" in (limited.last_error or "")

@@ -70,6 +70,8 @@ class _Failure:
     status: int
     remaining: int | None  # None: until cleared
     reset_at: int | None = None
+    #: A rate limit that starts at the first request it refuses and lasts this long (then sets reset_at).
+    window_seconds: int | None = None
 
 
 @dataclass
@@ -108,6 +110,7 @@ class XApiPeer:
         #: JSON bodies of accepted POST /2/tweets.
         self.posted: list[dict[str, Any]] = []
         self._failure: _Failure | None = None
+        self._last_reset: int | None = None
         #: Seconds to wait before answering any request.
         self.delay = 0.0
         peer = self
@@ -271,6 +274,18 @@ class XApiPeer:
         with self._lock:
             self._failure = _Failure(429, None, reset_at)
 
+    def rate_limit_for(self, seconds: int) -> None:
+        """Answer 429 from the next request on, for `seconds` counted from that request (its reset time is
+        then in `rate_limit_reset`): a test does not depend on how long Kanal takes to start."""
+        with self._lock:
+            self._failure = _Failure(429, None, None, seconds)
+
+    @property
+    def rate_limit_reset(self) -> int | None:
+        """The reset time (Unix seconds) the current or last rate limit announced."""
+        with self._lock:
+            return self._last_reset
+
     def recover(self) -> None:
         with self._lock:
             self._failure = None
@@ -321,6 +336,8 @@ class XApiPeer:
             served = self._state.files.get(path)
             return (200, served, {}) if served else (404, _problem(404, "Not Found"), {})
         failure = self._failure
+        if failure is not None and failure.window_seconds is not None and failure.reset_at is None:
+            failure.reset_at = int(time.time()) + 1 + failure.window_seconds
         if failure is not None and failure.reset_at is not None and time.time() >= failure.reset_at:
             self._failure = failure = None
         if failure is not None:
@@ -332,6 +349,7 @@ class XApiPeer:
             if failure.status == 429:
                 extra = {"x-rate-limit-limit": "450", "x-rate-limit-remaining": "0"}
                 extra["x-rate-limit-reset"] = str(failure.reset_at or int(time.time()) + 900)
+                self._last_reset = int(extra["x-rate-limit-reset"])
             return failure.status, _problem(failure.status, _REASONS.get(failure.status, "Error")), extra
         limits = {
             "x-rate-limit-limit": "450",
