@@ -126,10 +126,16 @@ def test_a_channel_without_a_way_back_replies_through_its_reply_via_channel(data
         ticket = response.json()["accepted"][0]["ticket"]
         [(channel, reply)] = wait_until(lambda: parts_adapter.SENT or None, timeout=15, what="the acknowledgement")
         engine = gateway.runtime.engine
-        with engine.connect() as connection:
-            [(platform_id, state)] = connection.execute(
-                select(col(CitizenNotification.platform_message_id), col(CitizenNotification.state))
-            ).all()
+
+        def recorded_as_sent() -> list[Any] | None:
+            # The adapter hands the reply over before the notifier commits what it sent.
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    select(col(CitizenNotification.platform_message_id), col(CitizenNotification.state))
+                ).all()
+            return list(rows) if rows and rows[0][1] != "pending" else None
+
+        [(platform_id, state)] = wait_until(recorded_as_sent, timeout=15, what="the notification's sent record")
     assert channel == "test_parts:mail" and reply.ticket == ticket and reply.recipient.email == "warga@example.org"
     assert reply.in_reply_to is None, "the mail channel knows nothing of the partner's message id"
     assert (platform_id, state) == ("test_parts:mail:sent-1", "sent")
