@@ -11,12 +11,9 @@ import json
 import os
 import re
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +23,6 @@ import yaml
 from sqlalchemy import insert, select
 from sqlmodel import col
 
-from adapters import signing
 from crm_sim.server import RunningCRMSim
 from gateway.db import read_session, write_connection
 from gateway.ids import new_id, new_ticket_code
@@ -34,7 +30,7 @@ from gateway.inbox import InboundMessageRow, RawDelivery
 from normalizer.gazetteer import load_gazetteer
 from review_queue.auth import create_admin
 from review_queue.tables import AdminRole, Report, ReportEvent
-from tests.conftest import TEST_API_SECRET, base_settings
+from tests.conftest import base_settings
 from tests.support.databases import sqlite_url
 from tests.support.servers import RunningGateway, wait_until
 
@@ -349,49 +345,3 @@ def wait_for_crm_request(crm: RunningCRMSim, ticket: str, *, timeout: float = 30
     found = wait_until(stored, timeout=timeout, interval=0.2, what=f"the CRM request of {ticket}")
     assert found is not None
     return found
-
-
-class ReplyPeer:
-    """A partner's `reply_url` on loopback (the `api` channel's reply path): keeps every signed message."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                try:
-                    signing.verify(
-                        self.headers.get("X-Kanal-Signature"), body, [TEST_API_SECRET.encode()], now=datetime.now(UTC)
-                    )
-                except Exception:
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                peer.received.append(json.loads(body))
-                answer = json.dumps({"id": f"reply-{len(peer.received)}"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/kanal/replies"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="reply-peer", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def reply_peer() -> Iterator[ReplyPeer]:
-    peer = ReplyPeer()
-    yield peer
-    peer.close()
