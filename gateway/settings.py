@@ -150,6 +150,7 @@ class SLAConfig(_Strict):
         match: SLAConfig.Match = Field(default_factory=lambda: SLAConfig.Match())
         review: SLAConfig.Limit | None = None
         follow_up: SLAConfig.Limit | None = None
+        citizen_answer: SLAConfig.Limit | None = None
 
     enabled: bool = True
     #: Seconds between sweeps, and the most reports one sweep transaction touches.
@@ -162,6 +163,9 @@ class SLAConfig(_Strict):
     #: Follow-up: from approval until the CRM moves the report (in progress, resolved); also while it is
     #: stuck on the way there (crm_failed), which must not hang silently either.
     follow_up: Limit = Field(default_factory=lambda: SLAConfig.Limit(within=7, unit="days", red_after=6))
+    #: Citizen answer: from an admin's "ask for info" until the citizen answers (`needs_info`). Past it the
+    #: report is overdue, first in the queue: an admin decides with what there is.
+    citizen_answer: Limit = Field(default_factory=lambda: SLAConfig.Limit(within=5, unit="working_days", red_after=4))
     #: Rules tried in order before the defaults above; per stage, the first matching rule with that stage wins.
     #: The default list (also in config/sla.yaml) holds LAPOR!'s national limits.
     rules: list[Rule] = Field(
@@ -174,7 +178,8 @@ class SLAConfig(_Strict):
             )
         ]
     )
-    #: Admin roles told about an overdue report (an `admin_notification` row each).
+    #: Admin roles told about an overdue report (an `admin_notification` row each), each only about the
+    #: reports their scope covers.
     notify_roles: list[str] = Field(default_factory=lambda: ["superadmin", "reviewer"])
 
 

@@ -1,17 +1,19 @@
 """Nothing hangs: each open report's SLA stage, deadline and colour, and the sweeper that keeps them.
 
-Two stages have a clock (docs/sla.md):
+Three stages have a clock (docs/sla.md):
 
 * ``review``: from receipt until an admin approves or rejects (state ``pending_review``);
+* ``citizen_answer``: from an admin's "ask for info" until the citizen answers (state ``needs_info``), so
+  a report waiting for someone who never writes back comes back to the top of the queue;
 * ``follow_up``: from the first approval until the CRM moves the report (``in_progress``, ``resolved``).
   It also runs while the report waits in the outbox or sits in the dead-letter list (``approved``,
   ``forwarded``, ``crm_failed``): a CRM outage is exactly what must not hang silently.
 
 `evaluate` is pure: the same report facts, rules, calendar and instant give the same answer, and the
-facts come from the report's history (its receipt and its ``approved`` event), so a restart or a
+facts come from the report's history (its receipt, its ``approved`` and ``info_requested`` events), so a restart or a
 second sweeper changes nothing. `sweep` writes what `evaluate` says into the report's ``sla_*``
 columns, and the first time a stage goes overdue it appends one ``overdue`` event to the history and
-one `AdminNotification` per admin who can act.
+one `AdminNotification` per admin who can act on it (role in `notify_roles`, report in their scope).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlmodel import Session, col
 
 from gateway.db import read_session, write_session
 from gateway.settings import ChannelConfig, SLAConfig
+from review_queue.accounts import scope_of
 from review_queue.tables import AdminNotification, AdminUser, Report, ReportEvent, ReportState
 from review_queue.workdays import WIB, WorkCalendar, cached_calendar, warn_if_uncovered
 
@@ -36,10 +39,16 @@ log = logging.getLogger(__name__)
 SYSTEM_SLA = "system:sla"
 STAGE_REVIEW = "review"
 STAGE_FOLLOW_UP = "follow_up"
-STAGE_LABELS = {STAGE_REVIEW: "review by an admin", STAGE_FOLLOW_UP: "follow-up by the CRM"}
+STAGE_CITIZEN_ANSWER = "citizen_answer"
+STAGE_LABELS = {
+    STAGE_REVIEW: "review by an admin",
+    STAGE_FOLLOW_UP: "follow-up by the CRM",
+    STAGE_CITIZEN_ANSWER: "the citizen's answer to a request for information",
+}
 REVIEW_STATES = frozenset({ReportState.PENDING_REVIEW.value})
+WAITING_STATES = frozenset({ReportState.NEEDS_INFO.value})
 FOLLOW_UP_STATES = frozenset({ReportState.APPROVED.value, ReportState.FORWARDED.value, ReportState.CRM_FAILED.value})
-OPEN_STATES = REVIEW_STATES | FOLLOW_UP_STATES
+OPEN_STATES = REVIEW_STATES | WAITING_STATES | FOLLOW_UP_STATES
 #: A round looks at reports changed this long before the previous round began, so a transaction that
 #: committed late (its `updated_at` is its start) is still seen; hourly full passes catch the rest.
 CHANGE_MARGIN = timedelta(minutes=5)
@@ -67,6 +76,8 @@ class ReportFacts:
     received_at: datetime
     #: The first `approved` event's time; None if the report was never approved.
     approved_at: datetime | None
+    #: The latest `info_requested` event's time; None if nobody asked the citizen anything.
+    info_requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,8 @@ def evaluate(facts: ReportFacts, config: SLAConfig, calendar: WorkCalendar, now:
     elif facts.state in FOLLOW_UP_STATES:
         # A report approved before its history recorded approvals still gets a clock, from receipt.
         stage, started = STAGE_FOLLOW_UP, facts.approved_at or facts.received_at
+    elif facts.state in WAITING_STATES:
+        stage, started = STAGE_CITIZEN_ANSWER, facts.info_requested_at or facts.received_at
     else:
         return SLAStatus()
     rule, limit = choose_limit(
@@ -222,6 +235,7 @@ def sweep_batch(
         result.checked = len(reports)
         ids = [r.id for r in reports]
         approved = _first_approvals(session, ids)
+        asked = _latest_info_requests(session, ids)
         already = _overdue_events(session, ids)
         warn_if_uncovered(calendar, [now.astimezone(WIB).date()])
         admins: list[AdminUser] | None = None
@@ -233,6 +247,7 @@ def sweep_batch(
                 state=report.state,
                 received_at=report.received_at,
                 approved_at=approved.get(report.id),
+                info_requested_at=asked.get(report.id),
             )
             status = evaluate(facts, config, calendar, now)
             session.execute(
@@ -273,6 +288,15 @@ def _first_approvals(session: Session, ids: Sequence[str]) -> dict[str, datetime
     return {report_id: at for report_id, at in rows}
 
 
+def _latest_info_requests(session: Session, ids: Sequence[str]) -> dict[str, datetime]:
+    rows = session.execute(
+        select(col(ReportEvent.report_id), func.max(col(ReportEvent.at)))
+        .where(col(ReportEvent.report_id).in_(ids), col(ReportEvent.action) == "info_requested")
+        .group_by(col(ReportEvent.report_id))
+    ).all()
+    return {report_id: at for report_id, at in rows}
+
+
 def _overdue_events(session: Session, ids: Sequence[str]) -> dict[str, set[tuple[str, str]]]:
     """The stages each report already went overdue in, from its history: never twice per stage."""
     found: dict[str, set[tuple[str, str]]] = {}
@@ -308,6 +332,8 @@ def _record_overdue(
     session.add(ReportEvent(report_id=report.id, at=now, actor=SYSTEM_SLA, action="overdue", after=after, note=what))
     message = f"Report {report.ticket_code} is overdue: {what}."
     key = f"overdue:{report.id}:{status.stage}:{status.started_at.isoformat()}"
+    # Only those who can open it: a kelurahan admin hears of their kelurahan, not of the whole city.
+    admins = [admin for admin in admins if scope_of(admin).allows(report)]
     for admin in admins:
         session.add(
             AdminNotification(
@@ -318,7 +344,7 @@ def _record_overdue(
     if admins:
         log.warning("sla: %s Told: %s", message, ", ".join(a.username for a in admins))
     else:
-        log.warning("sla: %s No active admin with a role that can act to tell.", message)
+        log.warning("sla: %s No active admin with a role that can act and this report in scope to tell.", message)
     return len(admins)
 
 

@@ -90,6 +90,7 @@ def _facts(state: str, *, channel_type: str = "api", category: str | None = None
         state=state,
         received_at=times.get("received_at", wib(2026, 8, 3, 9)),
         approved_at=times.get("approved_at"),
+        info_requested_at=times.get("info_requested_at"),
     )
 
 
@@ -337,3 +338,79 @@ def test_the_review_list_shows_overdue_reports_first(
     assert overdue[0]["sla_due_at"].startswith("2026-08-12T17:00:00"), "end of Wed 12 August WIB, in UTC"
     bad = http.get("/api/v1/reports", params={"order": "overdue", "cursor": "nope"}, headers=admin_headers)
     assert bad.status_code == 400
+
+
+# -- waiting for the citizen (issue 6: "ask for info") ------------------------------------------
+
+
+def _ask_citizen(engine: Engine, ticket: str, *, at: datetime) -> None:
+    """An admin asked the citizen for what is missing; the history says it happened `at`."""
+    with write_session(engine) as session:
+        report = service.get_report(session, ticket, for_update=True)
+        record_change(session, report, actor="admin:rina", action="info_requested", state=ReportState.NEEDS_INFO)
+        session.flush()
+        session.execute(
+            update(ReportEvent)
+            .where(col(ReportEvent.report_id) == report.id, col(ReportEvent.action) == "info_requested")
+            .where(col(ReportEvent.at) > at)
+            .values(at=at)
+        )
+
+
+def test_a_question_the_citizen_never_answers_goes_overdue_five_working_days_after_it_was_asked(
+    engine: Engine,
+) -> None:
+    ticket = _report(engine, received_at=wib(2026, 8, 3, 9))
+    asked = wib(2026, 8, 12, 10)  # Wednesday; Monday 17 August is Independence Day
+    _ask_citizen(engine, ticket, at=asked)
+
+    sla.sweep(engine, SLAConfig(), channels=CHANNELS, now=wib(2026, 8, 19, 12))
+    waiting = _get(engine, ticket)
+    assert (waiting.sla_stage, waiting.sla_started_at, waiting.sla_level) == ("citizen_answer", asked, "green")
+    assert waiting.sla_due_at == wib(2026, 8, 21), "Thu 13, Fri 14, Tue 18, Wed 19 and Thu 20 August"
+
+    sla.sweep(engine, SLAConfig(), channels=CHANNELS, now=wib(2026, 8, 20, 12))
+    assert _get(engine, ticket).sla_level == "red", "the last day"
+    sla.sweep(engine, SLAConfig(), channels=CHANNELS, now=wib(2026, 8, 21, 0, 5))
+    late = _get(engine, ticket)
+    assert (late.state, late.sla_level) == ("needs_info", "overdue"), "still waiting, now first in the queue"
+    [event] = _events(engine, late.id, "overdue")
+    assert event.after is not None and event.after["sla_stage"] == "citizen_answer"
+    assert event.note is not None and "citizen's answer" in event.note
+
+
+def test_asking_again_restarts_the_citizens_clock() -> None:
+    first, second = wib(2026, 8, 3, 10), wib(2026, 8, 10, 10)
+    facts = _facts("needs_info", received_at=wib(2026, 8, 1, 9), info_requested_at=second)
+    status = sla.evaluate(facts, SLAConfig(), CALENDAR, second + timedelta(hours=1))
+    assert (status.stage, status.started_at, status.level) == ("citizen_answer", second, sla.Level.GREEN)
+    assert status.due_at is not None and status.due_at > first + timedelta(days=7)
+
+
+def test_overdue_notices_go_only_to_admins_whose_scope_holds_the_report(engine: Engine) -> None:
+    ticket = _report(engine)
+    kelurahan = _get(engine, ticket).kelurahan_code
+    assert kelurahan is not None, "the complaint names its kelurahan"
+    elsewhere = "31.71.01.1001" if kelurahan != "31.71.01.1001" else "31.71.01.1002"
+    own = create_admin(
+        engine,
+        username="lurah.here",
+        password="correct-horse-battery",
+        role=AdminRole.WILAYAH_ADMIN,
+        scope_wilayah=[kelurahan],
+    )
+    create_admin(
+        engine,
+        username="lurah.there",
+        password="correct-horse-battery",
+        role=AdminRole.WILAYAH_ADMIN,
+        scope_wilayah=[elsewhere],
+    )
+    boss = create_admin(engine, username="boss", password="correct-horse-battery", role=AdminRole.SUPERADMIN)
+    config = SLAConfig(notify_roles=["superadmin", "wilayah_admin"])
+
+    sla.sweep(engine, config, channels=CHANNELS, now=RECEIVED + timedelta(days=10))
+
+    with Session(engine) as session:
+        told = {n.admin_id for n in session.execute(select(AdminNotification)).scalars()}
+    assert told == {own.id, boss.id}, "the other kelurahan's admin cannot open this report, so is not told"
