@@ -108,11 +108,13 @@ def _seed(server: uvicorn.Server, app: FastAPI, settings: KanalSettings, port: i
     print(
         f"""
   Gateway:        {base}
+  Admin app:      {base}/admin   (sign in as {DEMO_ADMIN} / {DEMO_PASSWORD}; dashboard: {base}/admin/dashboard)
+  Walk-in desk:   {base}/admin/intake   Citizen status: {base}/status/{tickets[0]}
   Public form:    {base}/channels/{FORM_CHANNEL}/inbound
   API docs:       {base}/docs
   Health:         {base}/healthz   Metrics: {base}/metrics
   Reference CRM:  {crm_url}requests.json   (stats: {crm_url}_sim/stats)
-  Admin login:    {DEMO_ADMIN} / {DEMO_PASSWORD}
+  JSON API as the demo admin:
     TOKEN=$(curl -s -d username={DEMO_ADMIN} -d password={DEMO_PASSWORD} {base}/api/v1/auth/token \\
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     curl -s -H "Authorization: Bearer $TOKEN" '{base}/api/v1/reports?state=pending_review'

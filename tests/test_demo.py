@@ -60,6 +60,10 @@ def test_demo_starts_from_nothing_and_shows_both_ends(tmp_path: Path) -> None:
         assert (tmp_path / "var" / "demo.sqlite3").exists(), "the demo keeps its data under ./var"
         printed = "".join(output)
         assert DEMO_PASSWORD in printed and f"{base}/channels/web_form:balaiwarga/inbound" in printed
+        admin_url = f"{base}/admin "
+        assert admin_url in printed, "the demo says where the admin app is"
+        login = httpx.get(admin_url.strip(), follow_redirects=True)
+        assert login.status_code == 200 and 'name="password"' in login.text, "and it opens on the sign-in form"
     finally:
         process.send_signal(signal.SIGINT)
         try:
