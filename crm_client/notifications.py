@@ -94,8 +94,14 @@ def enqueue(
     note: str | None,
     config: NotificationsConfig,
     public_base_url: str,
+    progress_of: Any | None = None,
 ) -> bool:
-    """Add the citizen's message for this change, unless it was added before. Returns whether it was added."""
+    """Add the citizen's message for this change, unless it was added before. Returns whether it was added.
+
+    `progress_of`: the report whose progress this is, when it is not `report` itself: the report an admin
+    merged `report` into. The citizen still reads their own ticket and status page; {agency} and
+    {primary} come from that report.
+    """
     exists = session.execute(
         select(col(CitizenNotification.id)).where(
             col(CitizenNotification.report_id) == report.id, col(CitizenNotification.change_key) == change_key
@@ -103,7 +109,7 @@ def enqueue(
     ).first()
     if exists is not None:
         return False
-    text = render(config, state, _values(report, note=note, public_base_url=public_base_url))
+    text = render(config, state, _values(report, note=note, public_base_url=public_base_url, progress_of=progress_of))
     if text is None:
         return False
     session.add(new_notification(report, change_key=change_key, state=state, note=note, text=text))
@@ -145,10 +151,12 @@ class Receipts:
         return new_notification(report, change_key=RECEIVED, state=RECEIVED, note=None, text=text)
 
 
-def _values(report: Any, *, note: str | None, public_base_url: str) -> dict[str, str]:
+def _values(report: Any, *, note: str | None, public_base_url: str, progress_of: Any | None = None) -> dict[str, str]:
+    followed = progress_of if progress_of is not None else report
     return {
         "ticket": report.ticket_code,
-        "agency": report.agency_unit or "",
+        "primary": followed.ticket_code,
+        "agency": followed.agency_unit or "",
         "note": note or "",
         "status_url": f"{public_base_url.rstrip('/')}/status/{report.ticket_code}",
     }

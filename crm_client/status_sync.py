@@ -145,7 +145,28 @@ def apply_status(
             config=settings.notifications,
             public_base_url=settings.public_base_url,
         )
+        # Citizens whose reports were merged into this one follow it: they hear the same news.
+        for merged in _merged_into(session, report):
+            notifications.enqueue(
+                session,
+                report=merged,
+                change_key=change_key(status),
+                state=str(new_state),
+                note=status.notes,
+                config=settings.notifications,
+                public_base_url=settings.public_base_url,
+                progress_of=report,
+            )
     return True
+
+
+def _merged_into(session: Session, report: Report) -> list[Report]:
+    """The reports an admin merged into `report` (its `merged_sources`, merges of merges included)."""
+    tickets = [s["ticket_code"] for s in report.merged_sources or () if s.get("ticket_code")]
+    if not tickets:
+        return []
+    query = select(Report).where(col(Report.ticket_code).in_(tickets), col(Report.state) == ReportState.MERGED)
+    return list(session.execute(query.order_by(col(Report.ticket_code))).scalars())
 
 
 def apply_many(

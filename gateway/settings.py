@@ -199,8 +199,9 @@ class NotificationsConfig(_Strict):
 
     #: Language of the messages: "id" (Bahasa Indonesia) or "en".
     language: Literal["id", "en"] = "id"
-    #: language -> report state ("in_progress", "resolved", ...) -> template. Placeholders: {ticket},
-    #: {agency}, {note} (the agency's own words), {status_url}. A state without a template is not told.
+    #: language -> report state ("in_progress", "resolved", ...) or occasion ("received", "needs_info",
+    #: "merged") -> template. Placeholders: {ticket}, {primary} (the report it was merged into), {agency},
+    #: {note} (the agency's own words), {status_url}. A state without a template is not told.
     templates: dict[str, dict[str, str]] = Field(default_factory=dict)
     poll_interval_seconds: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)

@@ -27,6 +27,10 @@ _STATES: dict[str, dict[Lang, str]] = {
     ReportState.REJECTED: {"id": "Tidak dapat ditindaklanjuti", "en": "Cannot be followed up"},
     ReportState.IN_PROGRESS: {"id": "Sedang ditangani instansi", "en": "The agency is working on it"},
     ReportState.RESOLVED: {"id": "Selesai ditangani", "en": "Resolved"},
+    ReportState.NEEDS_INFO: {
+        "id": "Menunggu kelengkapan data dari Anda: balas pesan petugas kami",
+        "en": "Waiting for information from you: answer our officer's message",
+    },
     ReportState.CRM_FAILED: {
         "id": "Pengiriman ke instansi terkendala; petugas kami sedang menanganinya",
         "en": "Sending to the agency ran into a problem; our staff are on it",
@@ -41,6 +45,15 @@ _EVENTS: dict[str, dict[Lang, str]] = {
     "rejected": {"id": "Laporan tidak dapat ditindaklanjuti", "en": "Report cannot be followed up"},
     "follow_up": {"id": "Pesan lanjutan Anda diterima", "en": "Your follow-up message was received"},
     "crm_status": {"id": "Status di instansi: {status}", "en": "Status at the agency: {status}"},
+    "info_requested": {
+        "id": "Petugas meminta data tambahan dari Anda",
+        "en": "An officer asked you for more information",
+    },
+    "info_received": {"id": "Data tambahan Anda diterima", "en": "Your additional information was received"},
+    "merged": {
+        "id": "Digabung dengan laporan {primary} tentang masalah yang sama; perkembangannya di bawah ini",
+        "en": "Joined with report {primary} about the same problem; its progress follows",
+    },
 }
 
 
@@ -63,6 +76,8 @@ class PublicStatus:
     place: str | None
     crm_reference: str | None
     steps: list[Step]
+    #: The report this one was merged into (its ticket code): the state, agency and later steps are its.
+    merged_into: str | None = None
 
 
 def wib(moment: datetime, lang: Lang) -> str:
@@ -70,8 +85,44 @@ def wib(moment: datetime, lang: Lang) -> str:
     return local.strftime("%d/%m/%Y %H:%M WIB" if lang == "id" else "%Y-%m-%d %H:%M WIB (Jakarta)")
 
 
-def public_status(report: Report, events: list[ReportEvent], lang: Lang) -> PublicStatus:
-    """The report as its citizen may see it, in `lang`."""
+def public_status(
+    report: Report,
+    events: list[ReportEvent],
+    lang: Lang,
+    *,
+    primary: tuple[Report, list[ReportEvent]] | None = None,
+) -> PublicStatus:
+    """The report as its citizen may see it, in `lang`.
+
+    `primary`: for a report merged into another, that report and its history. The citizen's ticket
+    stays the one they were given, but the progress is the primary's: its state, agency and CRM
+    reference, and the steps of its history after the merge.
+    """
+    steps = _steps(report, events, lang, primary_ticket=primary[0].ticket_code if primary else None)
+    followed = report
+    if primary is not None:
+        followed, primary_events = primary
+        merged_at = max((e.at for e in events if e.action == "merged"), default=None)
+        later = [e for e in primary_events if merged_at is None or e.at > merged_at]
+        steps += _steps(followed, [e for e in later if e.action not in ("created", "follow_up")], lang)
+    place = (report.place or {}).get("address_text")
+    routing = report.routing or {}
+    return PublicStatus(
+        ticket_code=report.ticket_code,
+        state=followed.state,
+        state_label=_STATES.get(followed.state, {"id": followed.state, "en": followed.state})[lang],
+        received_at=wib(report.received_at, lang),
+        text=report.text_masked,
+        category=routing.get("category_name"),
+        agency_unit=followed.agency_unit,
+        place=place,
+        crm_reference=followed.crm_service_request_id,
+        steps=steps,
+        merged_into=primary[0].ticket_code if primary else None,
+    )
+
+
+def _steps(report: Report, events: list[ReportEvent], lang: Lang, *, primary_ticket: str | None = None) -> list[Step]:
     steps = []
     for event in events:
         labels = _EVENTS.get(event.action)
@@ -89,18 +140,7 @@ def public_status(report: Report, events: list[ReportEvent], lang: Lang) -> Publ
             detail = ("Nomor di sistem instansi: " if lang == "id" else "Agency reference: ") + str(
                 report.crm_service_request_id
             )
+        elif event.action == "merged":
+            label = label.format(primary=primary_ticket or "-")
         steps.append(Step(at=wib(event.at, lang), label=label, detail=detail))
-    place = (report.place or {}).get("address_text")
-    routing = report.routing or {}
-    return PublicStatus(
-        ticket_code=report.ticket_code,
-        state=report.state,
-        state_label=_STATES.get(report.state, {"id": report.state, "en": report.state})[lang],
-        received_at=wib(report.received_at, lang),
-        text=report.text_masked,
-        category=routing.get("category_name"),
-        agency_unit=report.agency_unit,
-        place=place,
-        crm_reference=report.crm_service_request_id,
-        steps=steps,
-    )
+    return steps

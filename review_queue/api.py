@@ -378,6 +378,8 @@ async def merge_report(key: str, body: MergeRequest, runtime: RuntimeDep, admin:
                 scope=scope,
                 crm=runtime.settings.crm,
                 version=body.version,
+                notify=runtime.settings.notifications,
+                public_base_url=runtime.settings.public_base_url,
             )
             return MergeResult(
                 report=ReportPublic.model_validate(done.report),

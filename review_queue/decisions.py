@@ -246,8 +246,13 @@ def merge(
     scope: Scope,
     crm: CRMConfig,
     version: int | None = None,
+    notify: NotificationsConfig | None = None,
+    public_base_url: str = "",
 ) -> Merged:
     """Fold `key` into `into` (the primary, which must be in `scope`): one CRM request lists both sources.
+
+    With `notify`, the merged report's citizen is told (its `merged` template), and from then on hears
+    the primary's news too (crm_client/status_sync.py).
 
     Both rows are locked in id order, so two admins merging A into B and B into A cannot deadlock; the
     second is told. If the primary's request is still waiting in the outbox, its payload is rebuilt
@@ -292,6 +297,17 @@ def merge(
             "amended (Open311 GeoReport v2 cannot change a request): tell the agency if the second source matters"
         )
     record_change(session, primary, actor=actor, action="merge_received", note=note, merged_sources=sources)
+    if notify is not None:
+        notifications.enqueue(
+            session,
+            report=report,
+            change_key=f"{ReportState.MERGED.value}|{primary.ticket_code}",
+            state=ReportState.MERGED.value,
+            note=None,
+            config=notify,
+            public_base_url=public_base_url,
+            progress_of=primary,
+        )
     return Merged(report=report, primary=primary, crm=crm_note)
 
 

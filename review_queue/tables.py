@@ -28,9 +28,27 @@ class ReportState(StrEnum):
 
 class Report(SQLModel, table=True):
     __tablename__ = "report"
-    # The review queue's order within each state and SLA level (review_queue/queue.py): keyset pages
-    # read it as an index range, whatever the table's size (migration 0012).
-    __table_args__ = (Index("ix_report_queue", "state", "sla_level", "completeness", "received_at", "id"),)
+    __table_args__ = (
+        # The review queue's order within each state and SLA level (review_queue/queue.py): keyset pages
+        # read it as an index range, whatever the table's size (migration 0012).
+        Index("ix_report_queue", "state", "sla_level", "completeness", "received_at", "id"),
+        # The queue's counts per filter value (`queue.counts`) read only this index: every column they
+        # group or filter by, after the state, so open reports are counted without a table row (0014).
+        Index(
+            "ix_report_facets",
+            "state",
+            "sla_level",
+            "channel_id",
+            "category_code",
+            "agency_code",
+            "kota_code",
+            "kecamatan_code",
+            "kelurahan_code",
+            "duplicate_of",
+        ),
+        # The oldest report waiting for review (/healthz) without walking created_at from the start (0014).
+        Index("ix_report_state_created_at", "state", "created_at"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     ticket_code: str = Field(unique=True, max_length=11)

@@ -63,6 +63,21 @@ def test_a_rejection_shows_the_admins_reason_escaped(
     assert XSS not in page.text and "&lt;img src=x" in page.text
 
 
+def test_a_report_waiting_for_the_citizen_says_so_without_the_officers_note(
+    http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str]
+) -> None:
+    gateway.runtime.settings.notifications.templates = {"id": {"needs_info": "Laporan {ticket}: {note}"}}
+    ticket = _send(http, "status-4")
+    wait_for_reports(http, admin_headers, 1)
+    note = "Nomor rumah Bapak Budi di Jl. Cikini Raya berapa?"
+    asked = http.post(f"/api/v1/reports/{ticket}/ask-info", json={"missing": [], "note": note}, headers=admin_headers)
+    assert asked.status_code == 200, asked.text
+    page = http.get(f"/status/{ticket}")
+    assert "Menunggu kelengkapan data dari Anda" in page.text and "Petugas meminta data tambahan" in page.text
+    assert "needs_info" not in page.text, "no internal state names"
+    assert "Budi" not in page.text, "the question went to the citizen, not to a public page"
+
+
 def test_the_look_up_form_takes_a_code_as_typed(
     http: httpx.Client, gateway: RunningGateway, admin_headers: dict[str, str]
 ) -> None:

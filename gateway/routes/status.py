@@ -1,8 +1,10 @@
 """The public status page: `GET /status` (look-up form) and `GET /status/{ticket}` (one report).
 
 A citizen types the ticket code they were given, as they remember it ("k7f3q 9q2mx" finds K7F3Q-9Q2MX);
-a follow-up's ticket shows the report it joined. The page shows masked text only and no contact,
-is escaped throughout (Jinja2 autoescape), runs no script, and is the same 404 for any unknown code.
+a follow-up's ticket shows the report it joined, and a report an admin merged into another (the same
+problem, reported twice) shows that report's progress under the citizen's own ticket. The page shows
+masked text only and no contact, is escaped throughout (Jinja2 autoescape), runs no script, and is the
+same 404 for any unknown code.
 
 Guessing codes is slowed per client address (`status_page` settings, `LookupBudget`): each address
 has a small bucket of look-ups that refills over time; an unknown or malformed code costs more than a
@@ -22,7 +24,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from adapters.web_form import client_key
 from gateway.db import read_session
@@ -32,7 +34,7 @@ from gateway.runtime import Runtime
 from gateway.settings import StatusPageConfig
 from gateway.status_page import Lang, PublicStatus, public_status
 from review_queue import service
-from review_queue.tables import ReportEvent
+from review_queue.tables import Report, ReportEvent, ReportState
 
 router = APIRouter(tags=["status page"])
 
@@ -204,6 +206,9 @@ async def report_status(
     return _page("report.html", lang=language, title=found.ticket_code, s=found)
 
 
+_MAX_MERGE_HOPS = 10
+
+
 def _load(runtime: Runtime, ticket: str, lang: Lang) -> PublicStatus | None:
     if not canonical_ticket_code(ticket):
         return None  # only ticket codes: a report's internal id is not a public handle
@@ -212,11 +217,27 @@ def _load(runtime: Runtime, ticket: str, lang: Lang) -> PublicStatus | None:
             report = service.get_report(session, ticket)
         except service.ReportNotFound:
             return None
-        events = list(
-            session.execute(
-                select(ReportEvent)
-                .where(col(ReportEvent.report_id) == report.id)
-                .order_by(col(ReportEvent.at), col(ReportEvent.id))
-            ).scalars()
-        )
-        return public_status(report, events, lang)
+        primary = None
+        head = report
+        # Its citizen follows the report it joined. A report that had others merged into it may itself be
+        # merged later, so the chain is followed to its open end (bounded, against a corrupted loop).
+        for _ in range(_MAX_MERGE_HOPS):
+            if head.state != ReportState.MERGED or not head.duplicate_of:
+                break
+            joined = session.get(Report, head.duplicate_of)
+            if joined is None:
+                break
+            head = joined
+        if head is not report:
+            primary = (head, _history(session, head.id))
+        return public_status(report, _history(session, report.id), lang, primary=primary)
+
+
+def _history(session: Session, report_id: str) -> list[ReportEvent]:
+    return list(
+        session.execute(
+            select(ReportEvent)
+            .where(col(ReportEvent.report_id) == report_id)
+            .order_by(col(ReportEvent.at), col(ReportEvent.id))
+        ).scalars()
+    )

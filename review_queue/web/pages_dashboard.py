@@ -13,8 +13,6 @@ when they were read, and several heads of office opening it together cost one se
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -25,13 +23,14 @@ from markupsafe import Markup
 
 from gateway.db import read_session, utcnow
 from gateway.deps import RuntimeDep
-from review_queue.accounts import Scope, scope_of
+from review_queue.accounts import scope_of
 from review_queue.dashboard import NONE_KEY, BacklogRow, Dashboard, load_dashboard, top_rows
 from review_queue.svg import charts, maps
 from review_queue.svg import number as number_id
 from review_queue.web.i18n import Lang, language_of, register, translate
 from review_queue.web.render import render
 from review_queue.web.session import WebAdminDep
+from review_queue.web.ttl_cache import TTLCache, app_cache
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +41,6 @@ DURATION_DAYS = 30
 CHART_ROWS = 12
 #: How long one scope's figures are reused, in seconds (each read costs a few hundred ms at 100k reports).
 FIGURES_TTL = 60.0
-_CACHE_SIZE = 64
 
 register(
     {
@@ -148,44 +146,8 @@ def _bars(rows: tuple[BacklogRow, ...], lang: Lang) -> list[charts.Bar]:
     return [charts.Bar(r.label, r.open, r.overdue) for r in shown]
 
 
-class FiguresCache:
-    """Recently read figures by (scope, window, language), each kept `ttl` seconds; thread-safe.
-
-    Only a speed-up: every process reads the database itself, and a stale entry is at most `ttl` old.
-    """
-
-    def __init__(self, ttl: float = FIGURES_TTL, size: int = _CACHE_SIZE) -> None:
-        self.ttl, self.size = ttl, size
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[Scope, int, Lang], tuple[float, Dashboard]] = {}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def get(self, key: tuple[Scope, int, Lang], read: Callable[[], Dashboard]) -> Dashboard:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
-        board = read()  # outside the lock: two readers of one scope may both read, once
-        with self._lock:
-            if len(self._entries) >= self.size:
-                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
-                if len(self._entries) >= self.size:
-                    self._entries.clear()
-            self._entries[key] = (now + self.ttl, board)
-        return board
-
-
-def figures_cache(request: Request) -> FiguresCache:
-    """This app's cache: one per app, so two gateways in one process (tests) never share figures."""
-    state = request.app.state
-    cache: FiguresCache | None = getattr(state, "dashboard_figures", None)
-    if cache is None:
-        cache = state.dashboard_figures = FiguresCache()
-    return cache
+def figures_cache(request: Request) -> TTLCache[Dashboard]:
+    return app_cache(request, "dashboard_figures", FIGURES_TTL)
 
 
 @router.get("/admin/dashboard")

@@ -29,6 +29,7 @@ from review_queue.accounts import scope_of
 from review_queue.web.i18n import register
 from review_queue.web.render import render
 from review_queue.web.session import WebAdminDep
+from review_queue.web.ttl_cache import TTLCache, app_cache
 
 router = APIRouter(include_in_schema=False)
 
@@ -142,6 +143,16 @@ def _options(counter: dict[str, int], selected: str | None, label: object) -> li
     )
 
 
+#: The counts beside the filters are read at most this often per scope and state choice (per process):
+#: at a million reports they cost tens of milliseconds, the page itself a few. A decision made through
+#: this app clears them (review_queue/web/pages_report.py), so an admin sees their own work at once.
+COUNTS_TTL = 15.0
+
+
+def counts_cache(request: Request) -> TTLCache[queue.Counts]:
+    return app_cache(request, "queue_counts", COUNTS_TTL)
+
+
 @router.get("/admin/queue")
 def queue_page(
     request: Request,
@@ -174,7 +185,7 @@ def queue_page(
         except queue.BadCursor:
             bad_cursor = True
             found = queue.page(session, scope, filters, limit=PAGE_SIZE)
-        tally = queue.counts(session, scope, states)
+        tally = counts_cache(request).get((scope, states), lambda: queue.counts(session, scope, states))
     now = utcnow()
     taxonomy = runtime.taxonomy
     params = {

@@ -38,7 +38,7 @@ from review_queue.schemas import ReportEdit, masked_sender
 from review_queue.tables import AdminUser, Report, ReportEvent, ReportMatchKey, ReportState
 from review_queue.web import pages_queue  # noqa: F401 - registers the shared words (states, SLA, missing.*)
 from review_queue.web.i18n import language_of, register
-from review_queue.web.pages_queue import age_text, agency_name, category_name, region_name
+from review_queue.web.pages_queue import age_text, agency_name, category_name, counts_cache, region_name
 from review_queue.web.render import render, wib
 from review_queue.web.session import WebActorDep, WebAdminDep
 
@@ -459,6 +459,7 @@ async def _decide(
             message_params={},
             reload=f"/admin/reports/{ticket}",
         )
+    counts_cache(request).clear()  # the queue's counts show the decision on the next page view
     if done == "approved":
         request.app.state.workers.poke_dispatcher()
     return _after(code, done, next_ticket)
@@ -595,6 +596,8 @@ async def merge_action(
                 scope=scope,
                 crm=runtime.settings.crm,
                 version=_version(version),
+                notify=runtime.settings.notifications,
+                public_base_url=runtime.settings.public_base_url,
             ).report
         ),
     )

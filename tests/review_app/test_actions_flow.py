@@ -21,6 +21,8 @@ from tests.support.servers import RunningGateway, wait_until
 from tests.test_notifications import PartnerInbox
 
 NEEDS_INFO = "Laporan {ticket} perlu dilengkapi. {note} Sebutkan nomor {ticket} saat membalas."
+MERGED = "Laporan {ticket} digabung dengan {primary}. Pantau di {status_url}"
+IN_PROGRESS = "Laporan {ticket} sedang ditangani {agency}. {note}"
 
 
 @pytest.fixture
@@ -34,7 +36,9 @@ def partner() -> Iterator[PartnerInbox]:
 def settings(database_url: str, crm: RunningCRMSim, partner: PartnerInbox) -> dict[str, Any]:
     configured = base_settings(database_url, crm.base_url)
     configured["channels"]["api:partner"]["settings"]["reply_url"] = partner.url
-    configured["notifications"] = {"poll_interval_seconds": 0.1, "templates": {"id": {"needs_info": NEEDS_INFO}}}
+    templates = {"needs_info": NEEDS_INFO, "merged": MERGED, "in_progress": IN_PROGRESS}
+    configured["notifications"] = {"poll_interval_seconds": 0.1, "templates": {"id": templates}}
+    configured["status_sync"] = {"poll_interval_seconds": 0.1}
     return configured
 
 
@@ -124,6 +128,53 @@ def test_merge_makes_one_crm_request_listing_both_sources(
     assert f"{first} (api:partner)" in description and f"{second} (api:partner)" in description
     merged_report = http.get(f"/api/v1/reports/{second}", headers=admin_headers).json()
     assert merged_report["state"] == "merged" and merged_report["duplicate_of"] == report["id"]
+
+
+def test_the_citizen_of_a_merged_report_is_told_and_then_hears_the_primarys_progress(
+    http: httpx.Client,
+    gateway: RunningGateway,
+    admin_headers: dict[str, str],
+    crm: RunningCRMSim,
+    partner: PartnerInbox,
+) -> None:
+    first = post_api(http, complaint("told-1")).json()["accepted"][0]["ticket"]
+    second_body = complaint("told-2", "Ada lubang besar di jalan depan pasar, bahaya untuk motor")
+    second = post_api(http, second_body).json()["accepted"][0]["ticket"]
+    wait_for_reports(http, admin_headers, 2, state="pending_review")
+    reviewer(gateway)
+    with Browser(gateway) as browser:
+        signed_in(browser, "lurah")
+        page = browser.http.get(f"/admin/reports/{second}")
+        assert form_post(browser, page, f"/admin/reports/{second}/merge", into=first).status_code == 303
+        primary = browser.http.get(f"/admin/reports/{first}")
+        assert form_post(browser, primary, f"/admin/reports/{first}/approve").status_code == 303
+
+    def to_second(needle: str) -> dict[str, Any] | None:
+        return next(
+            (m for m in partner.received if m["recipient"]["id"] == second_body["sender"]["id"] and needle in m["text"]),
+            None,
+        )
+
+    told = wait_until(lambda: to_second("digabung"), timeout=15, what="the merge told to the second citizen")
+    assert told["text"].startswith(f"Laporan {second} digabung dengan {first}.")
+    assert f"/status/{second}" in told["text"], "the citizen keeps their own ticket and status page"
+
+    [report] = wait_for_reports(http, admin_headers, 1, state="forwarded")
+    moved = httpx.post(
+        f"{crm.base_url}_sim/requests/{report['crm_service_request_id']}/status",
+        json={"crm_status": "Proses", "note": "Petugas menuju lokasi"},
+    )
+    assert moved.status_code == 200, moved.text
+    news = wait_until(lambda: to_second("sedang ditangani"), timeout=30, what="the primary's progress, to the second")
+    assert news["text"].startswith(f"Laporan {second} sedang ditangani") and "Petugas menuju lokasi" in news["text"]
+    first_sender = complaint("told-1")["sender"]["id"]
+    assert [m for m in partner.received if m["recipient"]["id"] == first_sender and "sedang ditangani" in m["text"]]
+
+    status = http.get(f"/status/{second}")
+    assert status.status_code == 200
+    assert f">{first}<" in status.text, "the status page names the report it joined"
+    assert "Sedang ditangani instansi" in status.text, "and shows that report's progress"
+    assert "Petugas menuju lokasi" in status.text
 
 
 def test_the_json_api_offers_the_same_actions(
