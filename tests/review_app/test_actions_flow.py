@@ -149,11 +149,10 @@ def test_the_citizen_of_a_merged_report_is_told_and_then_hears_the_primarys_prog
         primary = browser.http.get(f"/admin/reports/{first}")
         assert form_post(browser, primary, f"/admin/reports/{first}/approve").status_code == 303
 
+    citizen = second_body["sender"]["id"]
+
     def to_second(needle: str) -> dict[str, Any] | None:
-        return next(
-            (m for m in partner.received if m["recipient"]["id"] == second_body["sender"]["id"] and needle in m["text"]),
-            None,
-        )
+        return next((m for m in partner.received if m["recipient"]["id"] == citizen and needle in m["text"]), None)
 
     told = wait_until(lambda: to_second("digabung"), timeout=15, what="the merge told to the second citizen")
     assert told["text"].startswith(f"Laporan {second} digabung dengan {first}.")
