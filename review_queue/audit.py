@@ -1,4 +1,4 @@
-"""The admin audit log: who signed in, failed to, was locked out, signed out or changed a setting.
+"""The admin audit log: who signed in, failed to, was locked out, signed out, changed a setting or an account.
 
 Changes to reports are not written here: each is a `report_event` row with the fields before and
 after (review_queue/tables.py). The audit page shows both. Rows are only ever added.
@@ -30,6 +30,19 @@ class AuditAction(StrEnum):
     LOGOUT = "logout"
     #: `detail`: from and to.
     LANGUAGE_CHANGED = "language_changed"
+    # -- a superadmin managing accounts (review_queue/account_admin.py); `target_id`: the account's id.
+    #: `detail`: the username and the settings it was given (role, scope, language).
+    ACCOUNT_CREATED = "account_created"
+    #: `detail`: the username, and `before` and `after` of the settings that changed.
+    ACCOUNT_CHANGED = "account_changed"
+    #: `detail`: the username and the sessions and API tokens ended.
+    ACCOUNT_DISABLED = "account_disabled"
+    #: `detail`: the username.
+    ACCOUNT_ENABLED = "account_enabled"
+    #: `detail`: the username, and the lock-out and failure count cleared.
+    ACCOUNT_UNLOCKED = "account_unlocked"
+    #: `detail`: the username and the sessions and API tokens ended; never the password or its hash.
+    ACCOUNT_PASSWORD_SET = "account_password_set"  # noqa: S105 - an action name, not a password
 
 
 class AuditLog(SQLModel, table=True):

@@ -31,6 +31,7 @@ __all__ = [
     "authenticate",
     "check_password",
     "create_admin",
+    "hash_password",
     "issue_token",
     "settle_sign_in",
 ]
@@ -77,6 +78,13 @@ def create_admin(
         )
         session.add(admin)
     return admin
+
+
+def hash_password(password: str) -> str:
+    """The stored form of `password` (argon2id), as `create_admin` stores it. Slow on purpose: call it
+    outside a write transaction. The caller checks the length (`MIN_PASSWORD_LENGTH`) first.
+    """
+    return _hasher.hash(password)
 
 
 def authenticate(engine: Engine, *, username: str, password: str) -> AdminUser | None:

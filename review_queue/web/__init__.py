@@ -22,7 +22,15 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from gateway.settings import KanalSettings
-from review_queue.web import pages_audit, pages_auth, pages_dashboard, pages_intake, pages_queue, pages_report
+from review_queue.web import (
+    pages_accounts,
+    pages_audit,
+    pages_auth,
+    pages_dashboard,
+    pages_intake,
+    pages_queue,
+    pages_report,
+)
 from review_queue.web.csrf import CsrfDep, CsrfMiddleware, CsrfRefused
 from review_queue.web.i18n import language_of, translate
 from review_queue.web.render import STATIC_PATH, SecurityHeadersMiddleware, error_page, render, wib
@@ -54,6 +62,7 @@ def install(app: FastAPI, settings: KanalSettings) -> None:
     app.include_router(pages_audit.router)
     app.include_router(pages_dashboard.router)
     app.include_router(pages_intake.router)
+    app.include_router(pages_accounts.router)  # superadmins: admin accounts
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="admin-static")
     # Added last = runs first: the headers middleware also covers the CSRF middleware's 403 pages.
     app.add_middleware(CsrfMiddleware, settings=settings, error_page=error_page)
