@@ -277,6 +277,9 @@ def _from_log(row: AuditLog, ticket_code: str | None, reader: AdminUser) -> Audi
     if "from" in detail and "to" in detail:  # a setting changed: shown like a report field
         what = "language" if row.action == "language_changed" else "value"
         changes = (Change(what, detail.pop("from"), detail.pop("to")),)
+    elif isinstance(detail.get("before"), dict) and isinstance(detail.get("after"), dict):
+        # An account's settings (review_queue/account_admin.py): shown field by field, like a report's.
+        changes = tuple(changes_between(detail.pop("before"), detail.pop("after")))
     about_report = row.target_type == REPORT_TARGET
     own = row.actor_id == reader.id or (row.target_type == "admin_user" and row.target_id == reader.id)
     return AuditEntry(

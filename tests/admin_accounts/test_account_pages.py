@@ -342,6 +342,8 @@ def test_every_change_is_audited_without_a_password(database_url: str) -> None:
             for label in ("Akun dibuat", "Akun diubah", "Akun dinonaktifkan", "Akun diaktifkan", "Kunci akun dibuka"):
                 assert label in trail.text, label
             assert "Kata sandi akun diganti" in trail.text
+            assert "instagram:governor" in trail.text, "the scope change is shown field by field"
+            assert "before" not in trail.text, "not as raw JSON"
 
         rows = [row for row in audit_rows(engine) if row.action.startswith("account_")]
         assert [row.action for row in rows] == [
