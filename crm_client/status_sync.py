@@ -136,26 +136,17 @@ def apply_status(
     )
     if settings is not None:
         # In the same transaction as the change: the citizen is told exactly the changes that were recorded.
-        notifications.enqueue(
-            session,
-            report=report,
-            change_key=change_key(status),
-            state=str(new_state),
-            note=status.notes,
-            config=settings.notifications,
-            public_base_url=settings.public_base_url,
-        )
         # Citizens whose reports were merged into this one follow it: they hear the same news.
-        for merged in _merged_into(session, report):
+        for told in [report, *_merged_into(session, report)]:
             notifications.enqueue(
                 session,
-                report=merged,
+                report=told,
                 change_key=change_key(status),
                 state=str(new_state),
                 note=status.notes,
                 config=settings.notifications,
                 public_base_url=settings.public_base_url,
-                progress_of=report,
+                progress_of=report if told is not report else None,
             )
     return True
 
