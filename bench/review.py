@@ -1,6 +1,7 @@
 """Review app benchmark: the queue page and the decision screen, through the real app, at 10k and 1M reports.
 
     .venv/bin/python bench/review.py [--sizes 10000,1000000] [--database sqlite|postgresql|both] [--requests 100]
+                                     [--keep-database]
 
 For each engine and size: a fresh database at the head migration, filled in bulk with synthetic
 reports (800 a day, so 1M reports is 3.4 years of history): 3% still pending review, 0.5% waiting for
@@ -29,6 +30,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -45,12 +47,15 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from sqlalchemy import Engine, create_engine, insert  # noqa: E402
+from sqlmodel import Session  # noqa: E402
 
 from gateway import migrate  # noqa: E402
 from gateway.db import make_engine  # noqa: E402
 from gateway.inbox import InboundMessageRow, RawDelivery  # noqa: E402
 from kanal_testing.server import KanalUnderTest, kanal_settings  # noqa: E402
 from normalizer.gazetteer import load_gazetteer  # noqa: E402
+from review_queue import queue  # noqa: E402
+from review_queue.accounts import EVERYTHING, Scope  # noqa: E402
 from review_queue.auth import create_admin  # noqa: E402
 from review_queue.tables import AdminRole, Report  # noqa: E402
 
@@ -72,10 +77,17 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def database(kind: str, size: int) -> Iterator[str]:
+def database(kind: str, size: int, *, keep: bool = False) -> Iterator[str]:
+    """A fresh database; dropped at the end unless `keep` (then its URL is logged, to look into it)."""
     if kind == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="kanal-bench-review-") as folder:
+        folder = tempfile.mkdtemp(prefix="kanal-bench-review-")
+        try:
             yield f"sqlite:///{folder}/kanal.sqlite3"
+        finally:
+            if keep:
+                log(f"kept: sqlite:///{folder}/kanal.sqlite3 (delete the folder when done)")
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
         return
     name = f"kanal_bench_review_{os.getpid()}_{size}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
@@ -84,8 +96,11 @@ def database(kind: str, size: int) -> Iterator[str]:
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep:
+            log(f"kept: postgresql+psycopg://postgres@127.0.0.1:5432/{name} (DROP DATABASE it when done)")
+        else:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed(engine: Engine, size: int, rng: random.Random) -> list[str]:
@@ -180,8 +195,16 @@ def seed(engine: Engine, size: int, rng: random.Random) -> list[str]:
                 reports, messages, deliveries = [], [], []
                 if (i + 1) % (CHUNK * 10) == 0 or i == size - 1:
                     log(f"  {i + 1:,} reports ({time.perf_counter() - started:.0f} s)")
-    with engine.begin() as connection:
-        connection.exec_driver_sql("ANALYZE")
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    else:
+        # What autovacuum does to a table after bulk inserts (PostgreSQL 13+ vacuums insert-only tables
+        # too): statistics, and the visibility map that lets index-only scans skip the table. Without
+        # it every count reads the heap, which no settled database does.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            log("  VACUUM ANALYZE")
+            connection.exec_driver_sql("VACUUM ANALYZE")
     return pending
 
 
@@ -213,7 +236,27 @@ def measure(client: httpx.Client, paths: list[str], requests: int) -> dict[str, 
         answer = client.get(path)
         times.append((time.perf_counter() - started) * 1000)
         assert answer.status_code == 200, f"{path}: {answer.status_code} {answer.text[:300]}"
-    times.sort()
+    return summary(times)
+
+
+def measure_counts(url: str, requests: int) -> dict[str, float]:
+    """`queue.counts` for a superadmin and a kelurahan admin, straight from the database (no cache)."""
+    engine = make_engine(url)
+    scopes = [EVERYTHING, Scope(everything=False, wilayah=frozenset({"31.71.01.1001"}))]
+    times = []
+    try:
+        with Session(engine) as session:
+            for n in range(requests):
+                started = time.perf_counter()
+                queue.counts(session, scopes[n % 2], queue.DEFAULT_STATES)
+                times.append((time.perf_counter() - started) * 1000)
+    finally:
+        engine.dispose()
+    return summary(times)
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
     return {
         "p50_ms": round(statistics.median(times), 2),
         "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
@@ -222,9 +265,9 @@ def measure(client: httpx.Client, paths: list[str], requests: int) -> dict[str, 
     }
 
 
-def run(kind: str, size: int, requests: int) -> dict[str, Any]:
+def run(kind: str, size: int, requests: int, *, keep: bool = False) -> dict[str, Any]:
     rng = random.Random(6)
-    with database(kind, size) as url:
+    with database(kind, size, keep=keep) as url:
         engine = make_engine(url)
         migrate.upgrade(engine)
         log(f"{kind} {size:,}: seeding")
@@ -249,14 +292,22 @@ def run(kind: str, size: int, requests: int) -> dict[str, Any]:
             assert next_link, "the queue has no second page"
             second = next_link.group(1).replace("&amp;", "&")
             sample = rng.sample(pending, min(len(pending), 200))
-            results = {
-                "baseline_healthz": measure(ops, ["/healthz"], requests),
-                "queue_first_page": measure(ops, ["/admin/queue"], requests),
-                "queue_second_page": measure(ops, [second], requests),
-                "queue_filtered_category": measure(ops, ["/admin/queue?category=pohon"], requests),
-                "queue_kelurahan_admin": measure(lurah, ["/admin/queue"], requests),
-                "decision_screen": measure(ops, [f"/admin/reports/{t}" for t in sample], requests),
+            targets = {
+                "baseline_healthz": (ops, ["/healthz"]),
+                "queue_first_page": (ops, ["/admin/queue"]),
+                "queue_second_page": (ops, [second]),
+                "queue_filtered_category": (ops, ["/admin/queue?category=pohon"]),
+                "queue_kelurahan_admin": (lurah, ["/admin/queue"]),
+                "decision_screen": (ops, [f"/admin/reports/{t}" for t in sample]),
             }
+            results = {}
+            for name, (client, paths) in targets.items():
+                results[name] = figures = measure(client, paths, requests)
+                log(f"{kind} {size:,}: {name}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms")
+            # The filter counts are cached for a few seconds (review_queue/web/pages_queue.py, COUNTS_TTL):
+            # the pages above mostly hit that cache. Their price when it is cold, read directly:
+            results["queue_counts_uncached"] = measure_counts(url, requests)
+            log(f"{kind} {size:,}: queue_counts_uncached: p50 {results['queue_counts_uncached']['p50_ms']} ms")
         base = results["baseline_healthz"]["p50_ms"] or 1.0
         for figures in results.values():
             figures["p50_ratio_to_baseline"] = round(figures["p50_ms"] / base, 1)
@@ -268,9 +319,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--keep-database", action="store_true", help="keep the seeded database to look into")
     args = parser.parse_args()
     engines = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    runs = [run(kind, int(size), args.requests) for kind in engines for size in args.sizes.split(",")]
+    runs = [
+        run(kind, int(size), args.requests, keep=args.keep_database)
+        for kind in engines
+        for size in args.sizes.split(",")
+    ]
     print(
         json.dumps(
             {
