@@ -32,6 +32,9 @@ class Report(SQLModel, table=True):
         # The review queue's order within each state and SLA level (review_queue/queue.py): keyset pages
         # read it as an index range, whatever the table's size (migration 0012).
         Index("ix_report_queue", "state", "sla_level", "completeness", "received_at", "id"),
+        # The same order within one kelurahan: a kelurahan admin's page (1/267 of Jakarta) would otherwise
+        # walk the whole band to find its 50 rows (0014). Kota and kecamatan scopes are broad enough not to.
+        Index("ix_report_queue_kelurahan", "state", "sla_level", "kelurahan_code", "completeness", "received_at", "id"),
         # The queue's counts per filter value (`queue.counts`) read only this index: every column they
         # group or filter by, after the state, so open reports are counted without a table row (0014).
         Index(
