@@ -149,6 +149,8 @@ class Page:
     rows: list[QueueRow]
     #: The cursor of the next page; None on the last.
     next_cursor: str | None
+    #: The cursor of the previous page (`before=`); None on the first.
+    prev_cursor: str | None = None
 
 
 _COLUMNS = (
@@ -189,25 +191,45 @@ def _base(scope: Scope, filters: Filters) -> list[ColumnElement[bool]]:
 
 
 def _segment(
-    terms: Sequence[ColumnElement[bool]], state: str, level: str | None, after: Key | None, limit: int
+    terms: Sequence[ColumnElement[bool]],
+    state: str,
+    level: str | None,
+    bound: Key | None,
+    limit: int,
+    *,
+    backwards: bool = False,
 ) -> Select[Any]:
+    """One (state, band) range of the index in queue order after `bound`, or before it read backwards."""
     level_term = col(Report.sla_level).is_(None) if level is None else col(Report.sla_level) == level
     query = select(*_COLUMNS).where(col(Report.state) == state, level_term, *terms)
-    if after is not None:
-        query = query.where(
-            tuple_(col(Report.completeness), col(Report.received_at), col(Report.id))
-            > tuple_(
-                literal(after.completeness),
-                literal(after.received_at, UTCDateTime()),
-                literal(after.id),
-            )
-        )
-    return query.order_by(col(Report.completeness), col(Report.received_at), col(Report.id)).limit(limit)
+    order = (col(Report.completeness), col(Report.received_at), col(Report.id))
+    if bound is not None:
+        row = tuple_(*order)
+        key = tuple_(literal(bound.completeness), literal(bound.received_at, UTCDateTime()), literal(bound.id))
+        query = query.where(row < key if backwards else row > key)
+    if backwards:
+        return query.order_by(*(c.desc() for c in order)).limit(limit)
+    return query.order_by(*order).limit(limit)
 
 
-def page(session: Session, scope: Scope, filters: Filters, *, cursor: str | None = None, limit: int = 50) -> Page:
-    """One page of the queue after `cursor` (the previous page's `next_cursor`); raises `BadCursor`."""
+def page(
+    session: Session,
+    scope: Scope,
+    filters: Filters,
+    *,
+    cursor: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """One page of the queue: after `cursor` (a page's `next_cursor`), or the page before `before` (a
+    page's `prev_cursor`); the first page without either. Raises `BadCursor`."""
     limit = max(1, min(limit, MAX_LIMIT))
+    if before:
+        earlier = _page_before(session, _base(scope, filters), filters.states, Key.decode(before), limit)
+        if earlier.prev_cursor is not None:
+            return earlier
+        # Back at the start: the first page itself, full, whatever has joined or left the queue since.
+        return page(session, scope, filters, limit=limit)
     after = Key.decode(cursor) if cursor else None
     terms = _base(scope, filters)
     found: list[QueueRow] = []
@@ -223,7 +245,35 @@ def page(session: Session, scope: Scope, filters: Filters, *, cursor: str | None
         if len(found) > limit:
             break  # later bands sort after everything found so far
     rows = found[:limit]
-    return Page(rows=rows, next_cursor=rows[-1].key.encode() if len(found) > limit else None)
+    return Page(
+        rows=rows,
+        next_cursor=rows[-1].key.encode() if len(found) > limit else None,
+        # Something came before the cursor; if it has left the queue since, that page starts the queue.
+        prev_cursor=rows[0].key.encode() if after is not None and rows else None,
+    )
+
+
+def _page_before(
+    session: Session, terms: Sequence[ColumnElement[bool]], states: Sequence[str], bound: Key, limit: int
+) -> Page:
+    """The `limit` rows just before `bound`, read backwards band by band, returned in queue order."""
+    found: list[QueueRow] = []
+    for rank in range(bound.rank, -1, -1):
+        level = LEVELS[rank]
+        start = bound if rank == bound.rank else None
+        segments = [
+            [_row(r._mapping) for r in session.execute(_segment(terms, state, level, start, limit + 1, backwards=True))]
+            for state in states
+        ]
+        found.extend(heapq.merge(*segments, key=lambda row: row.key, reverse=True))
+        if len(found) > limit:
+            break  # earlier bands sort before everything found so far
+    rows = list(reversed(found[:limit]))
+    return Page(
+        rows=rows,
+        next_cursor=rows[-1].key.encode() if rows else None,
+        prev_cursor=rows[0].key.encode() if len(found) > limit else None,
+    )
 
 
 @dataclass

@@ -5,7 +5,8 @@ so the page works without JavaScript and a filtered view can be bookmarked):
 
 - `state` (repeatable; default pending_review and needs_info), `channel`, `category`, `agency`,
   `wilayah` (a kota, kecamatan or kelurahan code), `duplicates=1`;
-- `after`: the keyset cursor of the next page (from the page itself).
+- `after`: the keyset cursor of the next page, `before` that of the previous one (both from the page
+  itself).
 
 Read-only viewers see the queue too; only the decision screen's actions need an acting role.
 """
@@ -53,6 +54,7 @@ register(
         "queue.empty": {"id": "Tidak ada laporan yang menunggu. Bagus!", "en": "Nothing is waiting. Well done!"},
         "queue.next": {"id": "Halaman berikutnya", "en": "Next page"},
         "queue.first": {"id": "Halaman pertama", "en": "First page"},
+        "queue.prev": {"id": "Halaman sebelumnya", "en": "Previous page"},
         "queue.ticket": {"id": "Tiket", "en": "Ticket"},
         "queue.text": {"id": "Isi (disamarkan)", "en": "Text (masked)"},
         "queue.place": {"id": "Lokasi", "en": "Place"},
@@ -165,6 +167,7 @@ def queue_page(
     wilayah: str | None = None,
     duplicates: str | None = None,
     after: str | None = None,
+    before: str | None = None,
     done: str | None = None,
     decided: str | None = None,
 ) -> HTMLResponse:
@@ -181,7 +184,7 @@ def queue_page(
     bad_cursor = False
     with read_session(runtime.engine) as session:
         try:
-            found = queue.page(session, scope, filters, cursor=after, limit=PAGE_SIZE)
+            found = queue.page(session, scope, filters, cursor=after, before=before, limit=PAGE_SIZE)
         except queue.BadCursor:
             bad_cursor = True
             found = queue.page(session, scope, filters, limit=PAGE_SIZE)
@@ -201,7 +204,8 @@ def queue_page(
     }
     query_pairs = [("state", s) for s in states] + list(params.items())
     next_url = "/admin/queue?" + urlencode([*query_pairs, ("after", found.next_cursor)]) if found.next_cursor else None
-    first_url = "/admin/queue?" + urlencode(query_pairs) if after else None
+    prev_url = "/admin/queue?" + urlencode([*query_pairs, ("before", found.prev_cursor)]) if found.prev_cursor else None
+    first_url = "/admin/queue?" + urlencode(query_pairs) if found.prev_cursor else None
     wilayah_options = (
         [("kota", o) for o in _options(tally.kota, filters.wilayah, region_name)]
         + [("kecamatan", o) for o in _options(tally.kecamatan, filters.wilayah, region_name)]
@@ -237,6 +241,7 @@ def queue_page(
         agency_options=_options(tally.agency, filters.agency_code, lambda v: agency_name(taxonomy, v)),
         wilayah_options=wilayah_options,
         next_url=next_url,
+        prev_url=prev_url,
         first_url=first_url,
         bad_cursor=bad_cursor,
         done=done if done in {"approved", "rejected", "info_requested", "merged", "reassigned"} else None,

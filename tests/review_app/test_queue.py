@@ -104,6 +104,52 @@ def test_keyset_pages_are_stable_while_reports_arrive(database_url: str) -> None
         assert [i for i in order if i in set(seen)] == seen
 
 
+def test_previous_pages_walk_back_through_the_bands_to_the_first_page(database_url: str) -> None:
+    with admin_gateway(database_url) as gateway:
+        engine = gateway.runtime.engine
+        levels = ["overdue", "red", "yellow", "green", None]
+        for i in range(47):
+            put_report(engine, age=timedelta(minutes=i), sla_level=levels[i % 5], completeness=(i * 37) % 101)
+        put_report(engine, state="needs_info", age=timedelta(minutes=3))
+        with read_session(engine) as session:
+            forward = [queue.page(session, EVERYTHING, queue.Filters(), limit=10)]
+            while forward[-1].next_cursor:
+                forward.append(
+                    queue.page(session, EVERYTHING, queue.Filters(), cursor=forward[-1].next_cursor, limit=10)
+                )
+            assert [len(p.rows) for p in forward] == [10, 10, 10, 10, 8]
+            assert forward[0].prev_cursor is None, "the first page has no previous one"
+
+            back = [forward[-1]]
+            while back[-1].prev_cursor:
+                back.append(queue.page(session, EVERYTHING, queue.Filters(), before=back[-1].prev_cursor, limit=10))
+        assert [[r.id for r in p.rows] for p in reversed(back)] == [[r.id for r in p.rows] for p in forward]
+        assert back[-1].next_cursor == forward[0].next_cursor, "back at the start, Next goes on as before"
+
+
+def test_the_queue_page_links_to_the_previous_page(database_url: str) -> None:
+    with admin_gateway(database_url) as gateway:
+        engine = gateway.runtime.engine
+        for i in range(60):
+            put_report(engine, kelurahan=GAMBIR, age=timedelta(minutes=i), completeness=i)
+        make_admin(engine, "ops", AdminRole.SUPERADMIN)
+        with Browser(gateway) as browser:
+            signed_in(browser, "ops")
+            first = browser.http.get("/admin/queue")
+            assert 'rel="prev"' not in first.text
+            second = browser.http.get(_link(first.text, "next"))
+            assert tickets_on(second.text) and set(tickets_on(second.text)).isdisjoint(tickets_on(first.text))
+            again = browser.http.get(_link(second.text, "prev"))
+        assert tickets_on(again.text) == tickets_on(first.text)
+        assert "Halaman sebelumnya" in second.text
+
+
+def _link(html: str, rel: str) -> str:
+    found = re.search(rf'<a href="([^"]+)" rel="{rel}">', html)
+    assert found, f"no {rel} link on the page"
+    return found.group(1).replace("&amp;", "&")
+
+
 def test_a_bad_cursor_is_refused_and_an_empty_scope_sees_nothing(database_url: str) -> None:
     with admin_gateway(database_url) as gateway:
         engine = gateway.runtime.engine
@@ -117,3 +163,9 @@ def test_a_bad_cursor_is_refused_and_an_empty_scope_sees_nothing(database_url: s
                 assert "first page" in str(exc)
             else:
                 raise AssertionError("a bad cursor was accepted")
+            try:
+                queue.page(session, EVERYTHING, queue.Filters(), before="nonsense")
+            except queue.BadCursor:
+                pass
+            else:
+                raise AssertionError("a bad previous-page cursor was accepted")
