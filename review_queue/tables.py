@@ -242,13 +242,18 @@ class AdminSession(SQLModel, table=True):
 
 
 class AdminNotification(SQLModel, table=True):
-    """Something an admin must be told (for now: a report went overdue). Delivery by e-mail or chat comes later.
+    """Something an admin must be told (for now: a report went overdue). Shown on /admin/notifications;
+    delivery by e-mail or chat comes later.
 
     Written once per admin and occasion (`dedupe_key`), so a sweeper that runs twice tells nobody twice.
     """
 
     __tablename__ = "admin_notification"
-    __table_args__ = (UniqueConstraint("admin_id", "dedupe_key"),)
+    __table_args__ = (
+        UniqueConstraint("admin_id", "dedupe_key"),
+        # The menu counts each admin's unread ones on every page (review_queue/admin_inbox.py; 0015).
+        Index("ix_admin_notification_unread", "admin_id", "read_at"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     admin_id: str = Field(foreign_key="admin_user.id", index=True, max_length=36)
@@ -257,6 +262,6 @@ class AdminNotification(SQLModel, table=True):
     dedupe_key: str = Field(max_length=200)
     message: str
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
-    #: Set by whatever delivers or shows it (a future e-mail/chat sender, the admin UI); None: not yet.
+    #: Set by whatever delivers it (a future e-mail/chat sender); `read_at` by the admin's "mark read".
     delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     read_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

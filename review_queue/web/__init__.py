@@ -28,6 +28,7 @@ from review_queue.web import (
     pages_auth,
     pages_dashboard,
     pages_intake,
+    pages_notifications,
     pages_queue,
     pages_report,
 )
@@ -61,6 +62,7 @@ def install(app: FastAPI, settings: KanalSettings) -> None:
     app.include_router(pages_report.router)  # issue 6
     app.include_router(pages_audit.router)
     app.include_router(pages_dashboard.router)
+    app.include_router(pages_notifications.router)
     app.include_router(pages_intake.router)
     app.include_router(pages_accounts.router)  # superadmins: admin accounts
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="admin-static")

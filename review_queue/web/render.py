@@ -59,6 +59,8 @@ class NavItem:
     label: str
     href: str
     active: bool
+    #: A number shown beside the label (the unread notifications); None: nothing.
+    badge: int | None = None
 
 
 #: The main menu: (i18n key, path). The pages come from their own modules.
@@ -67,6 +69,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("nav.intake", "/admin/intake"),
     ("nav.dashboard", "/admin/dashboard"),
     ("nav.audit", "/admin/audit"),
+    ("nav.notifications", "/admin/notifications"),
 )
 
 
@@ -96,9 +99,15 @@ def page_language(request: HTTPConnection, admin: AdminUser | None) -> Lang:
     return as_lang(request.query_params.get("lang")) or "id"
 
 
-def nav_items(path: str, lang: Lang) -> list[NavItem]:
+def nav_items(path: str, lang: Lang, *, unread: int = 0) -> list[NavItem]:
     return [
-        NavItem(key=key, label=translate(key, lang), href=href, active=path == href or path.startswith(href + "/"))
+        NavItem(
+            key=key,
+            label=translate(key, lang),
+            href=href,
+            active=path == href or path.startswith(href + "/"),
+            badge=unread if key == "nav.notifications" and unread else None,
+        )
         for key, href in NAV
     ]
 
@@ -142,7 +151,10 @@ def render(
             wib=wib,
             csrf_field=csrf_field,
             csrf_token=csrf_token,
-            nav=nav_items(request.url.path, lang) if admin is not None else [],
+            # The unread count was read with the session (review_queue/web/session.py, load_session).
+            nav=nav_items(request.url.path, lang, unread=getattr(request.state, "unread_notifications", 0))
+            if admin is not None
+            else [],
             **context,
         )
     )

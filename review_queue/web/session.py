@@ -37,6 +37,7 @@ from gateway.db import read_session, utcnow, write_session
 from gateway.deps import RuntimeDep
 from gateway.plugins import derive_secret
 from gateway.settings import AuthConfig, KanalSettings
+from review_queue import admin_inbox
 from review_queue.accounts import can_act
 from review_queue.auth import LockoutPolicy
 from review_queue.tables import AdminSession, AdminUser
@@ -180,6 +181,8 @@ class LiveSession:
     session_id: str
     #: Time to write `last_seen_at` again.
     stale: bool
+    #: The admin's unread notifications (review_queue/admin_inbox.py), for the menu.
+    unread_notifications: int = 0
 
 
 def load_session(engine: Engine, session_id: str, auth: AuthConfig) -> LiveSession | None:
@@ -191,6 +194,8 @@ def load_session(engine: Engine, session_id: str, auth: AuthConfig) -> LiveSessi
             .join(AdminUser, col(AdminUser.id) == col(AdminSession.admin_id))
             .where(col(AdminSession.token_hash) == session_id)
         ).one_or_none()
+        # For the menu's badge, read here (in the page's worker thread) rather than while rendering.
+        unread = admin_inbox.unread_count(session, row[1].id) if row is not None else 0
     if row is None:
         return None
     stored, admin = row
@@ -199,7 +204,9 @@ def load_session(engine: Engine, session_id: str, auth: AuthConfig) -> LiveSessi
         return None
     # A short idle timeout (tests, kiosks) must still be refreshed before it runs out.
     touch_after = min(TOUCH_INTERVAL, idle_limit / 4)
-    return LiveSession(admin=admin, session_id=session_id, stale=now - stored.last_seen_at > touch_after)
+    return LiveSession(
+        admin=admin, session_id=session_id, stale=now - stored.last_seen_at > touch_after, unread_notifications=unread
+    )
 
 
 def touch_session(engine: Engine, session_id: str) -> None:
@@ -245,7 +252,8 @@ def _next_for(request: HTTPConnection) -> str | None:
 async def current_web_admin(request: Request, runtime: RuntimeDep) -> AdminUser:
     """The admin signed in on this browser; raises `LoginRequired` (a 303 to the login form) otherwise.
 
-    Also leaves `request.state.admin` and `request.state.admin_session_id` for templates and handlers.
+    Also leaves `request.state.admin`, `request.state.admin_session_id` and
+    `request.state.unread_notifications` (the menu's badge) for templates and handlers.
     """
     session_id = session_id_from_cookies(runtime.settings, request.cookies)
     if session_id is None:
@@ -257,6 +265,7 @@ async def current_web_admin(request: Request, runtime: RuntimeDep) -> AdminUser:
         await runtime.writes.run(lambda: touch_session(runtime.engine, session_id))
     request.state.admin = live.admin
     request.state.admin_session_id = session_id
+    request.state.unread_notifications = live.unread_notifications
     return live.admin
 
 
