@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--language", choices=["id", "en"], default="id", help="the admin pages' language")
     create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     create.set_defaults(handler=_admin_create)
+    from gateway.admin_cli import add_commands as add_admin_commands
+
+    add_admin_commands(admin_sub, _engine)
 
     feed = sub.add_parser("feed", help="the unified feed a CRM pulls (GET /api/v1/feed)")
     feed_consumer = feed.add_subparsers(metavar="WHAT").add_parser("consumer", help="systems that read the feed")

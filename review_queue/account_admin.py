@@ -168,6 +168,12 @@ def stored_scope(account: AdminUser) -> Scope:
     )
 
 
+#: Who changes an account: an enabled superadmin (the pages), or an operator on the server ("cli:<user>",
+#: `kanal admin ...`), who can reach the database anyway and must be able to repair the last superadmin.
+Actor = AdminUser | str
+OPERATOR_PREFIX = "cli:"
+
+
 def may_manage(admin: AdminUser) -> bool:
     """Whether `admin` may use this module: an enabled superadmin."""
     return admin.role == AdminRole.SUPERADMIN and not admin.disabled
@@ -218,7 +224,7 @@ def last_sign_ins(session: Session, account_ids: Iterable[str]) -> dict[str, dat
 def create_account(
     session: Session,
     *,
-    actor: AdminUser,
+    actor: Actor,
     username: str,
     settings: AccountSettings,
     password_hash: str,
@@ -248,7 +254,7 @@ def create_account(
 
 
 def update_account(
-    session: Session, *, actor: AdminUser, account_id: str, settings: AccountSettings, ip: str | None
+    session: Session, *, actor: Actor, account_id: str, settings: AccountSettings, ip: str | None
 ) -> dict[str, tuple[Any, Any]]:
     """Give the account `settings`; return what changed (name: (before, after)), empty if nothing did.
 
@@ -281,7 +287,7 @@ def update_account(
     return changed
 
 
-def disable(session: Session, *, actor: AdminUser, account_id: str, ip: str | None) -> Ended | None:
+def disable(session: Session, *, actor: Actor, account_id: str, ip: str | None) -> Ended | None:
     """Disable the account and end its sessions and API tokens; None if it was disabled already.
 
     Refuses (`AccountRefused`) to disable the last enabled superadmin.
@@ -308,7 +314,7 @@ def disable(session: Session, *, actor: AdminUser, account_id: str, ip: str | No
     return ended
 
 
-def enable(session: Session, *, actor: AdminUser, account_id: str, ip: str | None) -> bool:
+def enable(session: Session, *, actor: Actor, account_id: str, ip: str | None) -> bool:
     """Enable the account again (its password is unchanged); False if it was enabled already."""
     _require_manager(actor)
     account = _locked_account(session, account_id)
@@ -320,7 +326,7 @@ def enable(session: Session, *, actor: AdminUser, account_id: str, ip: str | Non
     return True
 
 
-def unlock(session: Session, *, actor: AdminUser, account_id: str, ip: str | None) -> bool:
+def unlock(session: Session, *, actor: Actor, account_id: str, ip: str | None) -> bool:
     """Clear the lock-out and the failure count, so the owner may sign in at once; False if there was neither."""
     _require_manager(actor)
     account = _locked_account(session, account_id)
@@ -345,7 +351,7 @@ def unlock(session: Session, *, actor: AdminUser, account_id: str, ip: str | Non
 def set_password(
     session: Session,
     *,
-    actor: AdminUser,
+    actor: Actor,
     account_id: str,
     password_hash: str,
     ip: str | None,
@@ -376,7 +382,11 @@ def set_password(
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def _require_manager(actor: AdminUser) -> None:
+def _require_manager(actor: Actor) -> None:
+    if isinstance(actor, str):
+        if not actor.startswith(OPERATOR_PREFIX):
+            raise NotPermitted(f"{actor!r} is not an operator ({OPERATOR_PREFIX}<name>) nor a superadmin")
+        return
     if not may_manage(actor):
         raise NotPermitted(f"{actor.username!r} is not an enabled superadmin")
 
@@ -426,7 +436,7 @@ def _count(result: object) -> int:
 
 
 def _record(
-    session: Session, actor: AdminUser, action: AuditAction, account: AdminUser, ip: str | None, **detail: Any
+    session: Session, actor: Actor, action: AuditAction, account: AdminUser, ip: str | None, **detail: Any
 ) -> None:
     audit.record(
         session,

@@ -80,3 +80,60 @@ def test_admin_create_with_scope_and_language(
     )
     assert admins["medsos"].scope_channels == ["instagram:governor", "twitter:*"]
     assert (admins["rina"].role, admins["rina"].scope_channels) == ("reviewer", ["*"])
+
+
+def test_an_operator_repairs_the_only_superadmin_from_the_command_line(
+    kanal: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.db import utcnow, write_session
+    from review_queue.audit import AuditLog
+    from review_queue.auth import authenticate
+
+    assert _create(monkeypatch, "kepala", "--role", "superadmin") == 0
+    assert _create(monkeypatch, "rina") == 0
+    engine = make_engine(kanal)
+    with write_session(engine) as session:  # locked out by too many wrong passwords
+        session.execute(
+            update(AdminUser)
+            .where(AdminUser.username == "kepala")
+            .values(locked_until=utcnow() + timedelta(minutes=15), failed_logins=5)
+        )
+    capsys.readouterr()
+
+    assert main(["admin", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "kepala" in listed and "locked until" in listed and "rina" in listed
+
+    assert main(["admin", "unlock", "kepala"]) == 0
+    assert "unlocked" in capsys.readouterr().out
+    assert authenticate(engine, username="kepala", password=PASSWORD) is not None
+
+    new = "another-long-password"
+    monkeypatch.setattr("sys.stdin", io.StringIO(new + "\n"))
+    assert main(["admin", "set-password", "kepala", "--password-stdin"]) == 0
+    assert authenticate(engine, username="kepala", password=new) is not None
+    assert authenticate(engine, username="kepala", password=PASSWORD) is None
+
+    assert main(["admin", "disable", "kepala"]) == 1, "the last enabled superadmin stays"
+    assert "last enabled superadmin" in capsys.readouterr().err
+    assert main(["admin", "disable", "rina"]) == 0
+    assert authenticate(engine, username="rina", password=PASSWORD) is None
+    assert main(["admin", "enable", "rina"]) == 0
+    assert main(["admin", "unlock", "nobody"]) == 1
+    assert "kanal admin list" in capsys.readouterr().err
+
+    by_operator = select(AuditLog).where(AuditLog.actor_name.startswith("cli:")).order_by(AuditLog.at)
+    with read_session(engine) as session:
+        trail = list(session.execute(by_operator).scalars())
+    assert [row.action for row in trail] == [
+        "account_unlocked",
+        "account_password_set",
+        "account_disabled",
+        "account_enabled",
+    ]
+    assert all(new not in str(row.detail) and PASSWORD not in str(row.detail) for row in trail)
+    engine.dispose()
