@@ -33,9 +33,9 @@ def add_commands(admin_sub: Any, engine: Callable[[], Engine]) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object per account")
     listing.set_defaults(handler=lambda args: _list(engine(), args.json))
     for name, helptext, action in (
-        ("unlock", "lift a lock-out now (after too many wrong passwords)", _unlock),
-        ("disable", "disable an account: it cannot sign in, its sessions and API tokens end", _disable),
-        ("enable", "enable a disabled account again", _enable),
+        ("unlock", "lift a lock-out now (after too many wrong passwords)", _switch("unlock")),
+        ("disable", "disable an account: it cannot sign in, its sessions and API tokens end", _switch("disable")),
+        ("enable", "enable a disabled account again", _switch("enable")),
         ("set-password", "set a new password; the account's sessions and API tokens end", _set_password),
     ):
         command = admin_sub.add_parser(name, help=helptext)
@@ -106,47 +106,49 @@ def _change(engine: Engine, username: str, change: Callable[[Session, str], Any]
     return 0
 
 
-def _unlock(engine: Engine, args: argparse.Namespace) -> int:
-    actor = _operator()
-    return _change(
-        engine,
-        args.username,
-        lambda session, account_id: account_admin.unlock(session, actor=actor, account_id=account_id, ip=None),
-        "unlocked; they can sign in now",
-        "was not locked; nothing changed",
-    )
-
-
-def _disable(engine: Engine, args: argparse.Namespace) -> int:
-    actor = _operator()
-    return _change(
-        engine,
-        args.username,
-        lambda session, account_id: account_admin.disable(session, actor=actor, account_id=account_id, ip=None),
+#: command -> (service function, what to say when it changed something, when it did not)
+_SWITCHES: dict[str, tuple[Callable[..., Any], str, str]] = {
+    "unlock": (account_admin.unlock, "unlocked; they can sign in now", "was not locked; nothing changed"),
+    "disable": (
+        account_admin.disable,
         "disabled; their sessions and API tokens have ended",
         "was disabled already",
-    )
+    ),
+    "enable": (account_admin.enable, "enabled again", "was enabled already"),
+}
 
 
-def _enable(engine: Engine, args: argparse.Namespace) -> int:
-    actor = _operator()
-    return _change(
-        engine,
-        args.username,
-        lambda session, account_id: account_admin.enable(session, actor=actor, account_id=account_id, ip=None),
-        "enabled again",
-        "was enabled already",
-    )
+def _switch(command: str) -> Callable[[Engine, argparse.Namespace], int]:
+    change, done, unchanged = _SWITCHES[command]
+
+    def run(engine: Engine, args: argparse.Namespace) -> int:
+        actor = _operator()
+        return _change(
+            engine,
+            args.username,
+            lambda session, account_id: change(session, actor=actor, account_id=account_id, ip=None),
+            done,
+            unchanged,
+        )
+
+    return run
+
+
+def read_new_password(username: str, *, from_stdin: bool) -> str | None:
+    """The password piped in, or typed twice at a prompt; None (after saying so) when the two differ."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass(f"password for {username}: ")
+    if getpass.getpass("again: ") != password:
+        print("kanal: the two passwords differ; nothing changed", file=sys.stderr)
+        return None
+    return password
 
 
 def _set_password(engine: Engine, args: argparse.Namespace) -> int:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"new password for {args.username}: ")
-        if getpass.getpass("again: ") != password:
-            print("kanal: the two passwords differ; nothing changed", file=sys.stderr)
-            return 1
+    password = read_new_password(args.username, from_stdin=args.password_stdin)
+    if password is None:
+        return 1
     try:
         password_hash = account_admin.hash_new_password(password)
     except AccountError as exc:

@@ -245,13 +245,11 @@ def _admin_create(args: argparse.Namespace) -> int:
     except AccountError as exc:
         print(f"kanal: {exc}; nothing created", file=sys.stderr)
         return 1
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"password for {username}: ")
-        if getpass.getpass("again: ") != password:
-            print("kanal: the two passwords differ; nothing created", file=sys.stderr)
-            return 1
+    from gateway.admin_cli import read_new_password
+
+    password = read_new_password(username, from_stdin=args.password_stdin)
+    if password is None:
+        return 1
     try:
         admin = create_admin(
             _engine(), username=username, password=password, role=AdminRole(args.role), language=args.language, **scope
