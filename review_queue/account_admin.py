@@ -51,9 +51,8 @@ class AccountRefused(AccountError):
     """
 
     def __init__(self, key: str, message: str, **params: object) -> None:
-        super().__init__(message)
-        self.key = key
-        self.params = params
+        super().__init__(message, key=key, **params)
+        self.key: str = key
 
 
 class NotPermitted(PermissionError):

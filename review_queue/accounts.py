@@ -48,7 +48,16 @@ _LEVEL_OF_PARTS = {2: "kota", 3: "kecamatan", 4: "kelurahan"}
 
 
 class AccountError(ValueError):
-    """The account cannot be created or changed as asked; the message says why and what to do."""
+    """The account cannot be created or changed as asked; the message says why and what to do.
+
+    `key` and `params`, when given, let the admin pages say the same in the admin's language (the
+    message itself is English and may name command-line flags).
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 def can_act(admin: AdminUser) -> bool:
@@ -205,9 +214,17 @@ def validate_account(
     try:
         role = AdminRole(role)
     except ValueError:
-        raise AccountError(f"unknown role {role!r}; use one of: {', '.join(r.value for r in AdminRole)}") from None
+        raise AccountError(
+            f"unknown role {role!r}; use one of: {', '.join(r.value for r in AdminRole)}",
+            key="accounts.err.role",
+            role=role,
+        ) from None
     if language not in LANGUAGES:
-        raise AccountError(f"unknown language {language!r}; use id (Bahasa Indonesia) or en (English)")
+        raise AccountError(
+            f"unknown language {language!r}; use id (Bahasa Indonesia) or en (English)",
+            key="accounts.err.language",
+            language=language,
+        )
     if scope_channels is None and scope_wilayah is None and role in (AdminRole.REVIEWER, AdminRole.VIEWER):
         scope_channels = [ALL_CHANNELS]
     channels = sorted({c.strip() for c in scope_channels or ()})
@@ -216,13 +233,21 @@ def validate_account(
         if channel != ALL_CHANNELS and not _CHANNEL.match(channel):
             raise AccountError(
                 f"scope channel {channel!r} is not a channel id: write type:name (twitter:dkijakarta), "
-                "type:* (every twitter channel) or * (every channel)"
+                "type:* (every twitter channel) or * (every channel)",
+                key="accounts.err.channel_id",
+                channel=channel,
             )
     check_wilayah_codes(wilayah)
     if role == AdminRole.CHANNEL_ADMIN and not channels:
-        raise AccountError("a channel_admin needs at least one scope channel (--scope-channel twitter:*)")
+        raise AccountError(
+            "a channel_admin needs at least one scope channel (--scope-channel twitter:*)",
+            key="accounts.err.channel_admin_scope",
+        )
     if role == AdminRole.WILAYAH_ADMIN and not wilayah:
-        raise AccountError("a wilayah_admin needs at least one wilayah code (--scope-wilayah 31.71.01.1001)")
+        raise AccountError(
+            "a wilayah_admin needs at least one wilayah code (--scope-wilayah 31.71.01.1001)",
+            key="accounts.err.wilayah_admin_scope",
+        )
     return channels, wilayah
 
 
@@ -234,12 +259,16 @@ def check_wilayah_codes(codes: Iterable[str]) -> None:
         if region is None:
             raise AccountError(
                 f"unknown wilayah code {code!r}; use a Kemendagri code from normalizer/data/wilayah.csv, "
-                "e.g. 31.71 (kota), 31.71.01 (kecamatan) or 31.71.01.1001 (kelurahan)"
+                "e.g. 31.71 (kota), 31.71.01 (kecamatan) or 31.71.01.1001 (kelurahan)",
+                key="accounts.err.wilayah_unknown",
+                code=code,
             )
         if region.level not in _LEVEL_COLUMN:
             raise AccountError(
                 f"wilayah code {code!r} is the whole provinsi; give its kota codes instead, or no wilayah "
-                "at all to see every report (also those without a place)"
+                "at all to see every report (also those without a place)",
+                key="accounts.err.wilayah_provinsi",
+                code=code,
             )
 
 

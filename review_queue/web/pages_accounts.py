@@ -189,6 +189,34 @@ register(
             "id": "Isian cakupan terlalu panjang (paling banyak {n} karakter).",
             "en": "A scope field is too long (at most {n} characters).",
         },
+        "accounts.err.role": {"id": "Peran {role} tidak dikenal.", "en": "Unknown role {role}."},
+        "accounts.err.language": {"id": "Bahasa {language} tidak dikenal.", "en": "Unknown language {language}."},
+        "accounts.err.channel_id": {
+            "id": "Cakupan kanal {channel} bukan id kanal: tulis jenis:nama (twitter:dkijakarta), jenis:* "
+            "(semua kanal twitter) atau * (semua kanal).",
+            "en": "Scope channel {channel} is not a channel id: write type:name (twitter:dkijakarta), type:* "
+            "(every twitter channel) or * (every channel).",
+        },
+        "accounts.err.channel_admin_scope": {
+            "id": "Admin kanal perlu sedikitnya satu kanal dalam cakupan, misalnya twitter:*.",
+            "en": "A channel admin needs at least one scope channel, e.g. twitter:*.",
+        },
+        "accounts.err.wilayah_admin_scope": {
+            "id": "Admin wilayah perlu sedikitnya satu kode wilayah, misalnya 31.71.01.1001.",
+            "en": "A wilayah admin needs at least one wilayah code, e.g. 31.71.01.1001.",
+        },
+        "accounts.err.wilayah_unknown": {
+            "id": "Kode wilayah {code} tidak dikenal. Pakai kode Kemendagri: 31.71 (kota), 31.71.01 (kecamatan) "
+            "atau 31.71.01.1001 (kelurahan).",
+            "en": "Unknown wilayah code {code}. Use a Kemendagri code: 31.71 (kota), 31.71.01 (kecamatan) or "
+            "31.71.01.1001 (kelurahan).",
+        },
+        "accounts.err.wilayah_provinsi": {
+            "id": "Kode {code} adalah seluruh provinsi. Tulis kode kotanya, atau kosongkan wilayah agar semua "
+            "laporan terlihat (juga yang tanpa tempat).",
+            "en": "Code {code} is the whole provinsi. Give its kota codes, or leave the wilayah empty to see every "
+            "report (also those without a place).",
+        },
         "accounts.err.last_superadmin": {
             "id": "Ini satu-satunya superadmin yang aktif, jadi tidak dapat dinonaktifkan atau diturunkan. Buat "
             "atau aktifkan superadmin lain dulu: harus selalu ada minimal satu superadmin aktif.",
@@ -211,8 +239,8 @@ def _ip(request: Request) -> str | None:
 
 
 def _problem_text(exc: AccountError, lang: Lang) -> str:
-    """An `AccountRefused` in the admin's language; other `AccountError`s (scope rules) as written."""
-    if isinstance(exc, AccountRefused):
+    """The refusal in the admin's language; an error without a key (none is expected) as written."""
+    if exc.key:
         return translate(exc.key, lang, **exc.params)
     return str(exc)
 

@@ -114,7 +114,7 @@ def test_a_bad_account_is_refused_on_the_form_with_the_values_kept(database_url:
             language="en",
         )
         assert refused.status_code == 422
-        assert "unknown wilayah code '31.71.99.9999'" in _alert(refused)
+        assert "Kode wilayah 31.71.99.9999 tidak dikenal" in _alert(refused), "in the admin's language"
         assert 'value="lurah.salah"' in refused.text
         assert '<option value="wilayah_admin" selected>' in refused.text
         assert '<option value="en" selected>' in refused.text
@@ -124,13 +124,14 @@ def test_a_bad_account_is_refused_on_the_form_with_the_values_kept(database_url:
         assert "kata sandi tidak ditampilkan lagi" in refused.text
 
         others = [
-            ({"username": "kanal", "role": "channel_admin"}, "a channel_admin needs at least one scope channel"),
-            ({"username": "lurah", "role": "wilayah_admin"}, "a wilayah_admin needs at least one wilayah code"),
+            ({"username": "kanal", "role": "channel_admin"}, "Admin kanal perlu sedikitnya satu kanal"),
+            ({"username": "lurah", "role": "wilayah_admin"}, "Admin wilayah perlu sedikitnya satu kode wilayah"),
             ({"username": "rina"}, "Nama pengguna rina sudah dipakai"),
             ({"username": "baru", "password": "pendek", "password_again": "pendek"}, "Kata sandi minimal 10 karakter"),
             ({"username": "baru", "password_again": PASSWORD + "x"}, "Kedua kata sandi berbeda"),
             ({"username": "   "}, "Nama pengguna harus 1 sampai 100 karakter"),
-            ({"username": "baru", "role": "emperor"}, "unknown role 'emperor'"),
+            ({"username": "baru", "role": "emperor"}, "Peran emperor tidak dikenal"),
+            ({"username": "baru", "role": "reviewer", "scope_channels": "twitter"}, "Cakupan kanal twitter bukan id"),
         ]
         for fields, message in others:
             page = _new_account(boss, **fields)
