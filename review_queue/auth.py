@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from gateway.db import read_session, utcnow, write_session
 from review_queue import audit
-from review_queue.accounts import AccountError, validate_account
+from review_queue.accounts import AccountError
 from review_queue.audit import AuditAction
 from review_queue.tables import AdminRole, AdminUser, ApiToken
 
@@ -57,24 +57,23 @@ def create_admin(
     Scope rules are `review_queue.accounts.validate_account`'s: with neither scope part given, a reviewer
     or viewer sees every report; wilayah codes must exist in normalizer/data/wilayah.csv.
     """
-    username = username.strip()
-    if not username or len(username) > 100:
-        raise AccountError("username must be 1 to 100 characters")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    channels, wilayah = validate_account(
-        role=role, scope_channels=scope_channels, scope_wilayah=scope_wilayah, language=language
-    )
+    # The same checks as the account pages (review_queue/account_admin.py), imported here because that
+    # module builds on this one.
+    from review_queue.account_admin import check_settings, clean_username, hash_new_password
+
+    username = clean_username(username)
+    settings = check_settings(role=role, scope_channels=scope_channels, scope_wilayah=scope_wilayah, language=language)
+    password_hash = hash_new_password(password)
     with write_session(engine) as session:
         if session.execute(select(AdminUser).where(col(AdminUser.username) == username)).scalar_one_or_none():
             raise AccountError(f"an admin named {username!r} already exists")
         admin = AdminUser(
             username=username,
-            password_hash=_hasher.hash(password),
-            role=AdminRole(role),
-            scope_channels=channels,
-            scope_wilayah=wilayah,
-            language=language,
+            password_hash=password_hash,
+            role=settings.role,
+            scope_channels=list(settings.scope_channels),
+            scope_wilayah=list(settings.scope_wilayah),
+            language=settings.language,
         )
         session.add(admin)
     return admin
